@@ -1,0 +1,83 @@
+# gridmill -- one non-recursive Makefile: libgridmill.a, the three stages, tests, demo.
+
+PKGS     := gdal libzmq msgpack libuv xgboost
+CC       ?= cc
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
+OPT      ?= -O2 -g
+CFLAGS_X ?=
+LDFLAGS_X ?=
+ifdef WERROR
+WARN += -Werror
+endif
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   = $(CSTD) $(WARN) $(OPT) $(CFLAGS_X) -Icommon $(PKG_CFLAGS) -MMD -MP
+LDLIBS   = $(PKG_LIBS) -lm -lpthread
+LDFLAGS  = $(LDFLAGS_X)
+
+LIB_SRC    := $(wildcard common/*.c)
+READER_SRC := $(wildcard reader/*.c)
+WORKER_SRC := $(wildcard worker/*.c)
+WRITER_SRC := $(wildcard writer/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+LIB    := $(BUILD)/libgridmill.a
+BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-writer
+UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit integration demo clean asan bench
+all: $(BINS)
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/gridmill-reader: $(call obj,$(READER_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/gridmill-worker: $(call obj,$(WORKER_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/gridmill-writer: $(call obj,$(WRITER_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# test: unit tests (cmocka), then the integration tests against python3-gdal / python3-xgboost oracles.
+test: deps
+	$(MAKE) WERROR=1 all units
+	$(MAKE) unit integration
+
+units: $(UNITS)
+
+unit: units
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+integration: all
+	@PYTHON=$(PYTHON) BUILD=$(BUILD) tests/run-integration
+
+# asan: the same binaries under AddressSanitizer and UBSan, in build-asan/.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  CFLAGS_X="-fsanitize=address,undefined" LDFLAGS_X="-fsanitize=address,undefined" all units
+
+demo: deps
+	$(MAKE) all
+	@PYTHON=$(PYTHON) BUILD=$(BUILD) scripts/demo
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,84 @@
+/* gm_cli.c -- what every stage's command line shares: common options, values, version, set-up. */
+#include "gm_cli.h"
+
+#include <cpl_conv.h>
+#include <gdal.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <uv.h>
+#include <xgboost/c_api.h>
+#include <zmq.h>
+
+#include "gm_log.h"
+
+const char *gm_cli_value(int argc, char **argv, int *i, char *err) {
+    if (*i + 1 >= argc) {
+        gm_err(err, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int gm_cli_common(int argc, char **argv, int *i, gm_cli_common_t *c, char *err) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+        c->quiet = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--verbose")) {
+        c->verbose = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--log-file")) {
+        if (!(c->log_file = gm_cli_value(argc, argv, i, err))) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--config")) {
+        if (*i + 2 >= argc) return gm_err(err, "option --config needs KEY and VALUE");
+        CPLSetConfigOption(argv[*i + 1], argv[*i + 2]);
+        *i += 2;
+        return 1;
+    }
+    return 0;
+}
+
+int gm_cli_uint(const char *opt, const char *val, uint32_t lo, uint32_t hi, uint32_t *out, char *err) {
+    char *end;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (!*val || *end || val[0] == '-' || v < lo || v > hi)
+        return gm_err(err, "option %s: \"%s\" is not an integer from %u to %u", opt, val, lo, hi);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+void gm_cli_print_version(const char *program) {
+    int zmaj, zmin, zpat, xmaj, xmin, xpat;
+    zmq_version(&zmaj, &zmin, &zpat);
+    XGBoostVersion(&xmaj, &xmin, &xpat);
+    printf("%s %s (GDAL %s, ZeroMQ %d.%d.%d, libuv %s, msgpack-c %s, XGBoost %d.%d.%d, protocol 1)\n", program,
+           GM_VERSION, GDALVersionInfo("RELEASE_NAME"), zmaj, zmin, zpat, uv_version_string(), msgpack_version(), xmaj,
+           xmin, xpat);
+}
+
+int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err) {
+    gm_log_init(stage, c->quiet ? GM_LOG_ERROR : c->verbose ? GM_LOG_DEBUG : GM_LOG_INFO);
+    if (c->log_file && gm_log_open_file(c->log_file, err) < 0) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    const char *sup = getenv("GRIDMILL_SUPERVISOR_PID");
+    if (sup && *sup) {
+        pid_t want = (pid_t)strtol(sup, NULL, 10);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != want) return gm_err(err, "supervisor %d is gone", (int)want);
+    }
+    return 0;
+}
+
+unsigned gm_cli_debug_delay_ms(void) {
+    const char *d = getenv("GRIDMILL_DEBUG_DELAY_MS");
+    return d ? (unsigned)strtoul(d, NULL, 10) : 0;
+}

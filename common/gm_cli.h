@@ -1,0 +1,32 @@
+/* gm_cli.h -- what every stage's command line shares: GDAL-style common options, values, version text,
+ * and the process set-up a supervised stage needs. */
+#ifndef GM_CLI_H
+#define GM_CLI_H
+
+#include <stdint.h>
+
+#define GM_VERSION "0.1.0"
+
+/* Options every executable accepts. */
+typedef struct {
+    int quiet;            /* -q: errors only */
+    int verbose;          /* --verbose: debug lines too */
+    const char *log_file; /* --log-file PATH: also append log lines here */
+} gm_cli_common_t;
+
+/* Handles the common option at argv[*i] (-q, --quiet, --verbose, --log-file F, --config KEY VALUE),
+ * advancing *i past its values. Returns 1 if consumed, 0 if not a common option, -1 with 'err'. */
+int gm_cli_common(int argc, char **argv, int *i, gm_cli_common_t *c, char *err);
+/* Returns the value following option argv[*i] and advances *i, or NULL with 'err' if there is none. */
+const char *gm_cli_value(int argc, char **argv, int *i, char *err);
+/* Parses 'val' of option 'opt' as an integer in [lo, hi]. Returns 0, or -1 with 'err'. */
+int gm_cli_uint(const char *opt, const char *val, uint32_t lo, uint32_t hi, uint32_t *out, char *err);
+/* Prints "PROGRAM VERSION" with the versions of the libraries linked in, on stdout. */
+void gm_cli_print_version(const char *program);
+/* Sets up logging for 'stage' and, when the environment names a supervisor (GRIDMILL_SUPERVISOR_PID equal
+ * to our parent), asks the kernel to send SIGTERM if the supervisor dies. Returns 0, or -1 with 'err'. */
+int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err);
+/* Returns the per-block delay asked for by GRIDMILL_DEBUG_DELAY_MS (tests use it to slow a stage), or 0. */
+unsigned gm_cli_debug_delay_ms(void);
+
+#endif

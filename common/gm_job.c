@@ -1,0 +1,324 @@
+/* gm_job.c -- the job description: output plan, block plan, id, and its msgpack encoding. */
+#include "gm_job.h"
+
+#include <float.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_log.h"
+#include "gm_mpack.h"
+
+#define CRS_MAX (64u * 1024u)
+#define MODEL_MAX ((uint64_t)1 << 31)
+
+void gm_job_clear(gm_job_t *job) {
+    if (!job) return;
+    free(job->crs);
+    for (uint32_t i = 0; job->models && i < job->nmodels; i++) free(job->models[i].bytes);
+    free(job->models);
+    memset(job, 0, sizeof *job);
+}
+
+/* Appends one output to the job's plan. */
+static void add_output(gm_job_t *job, const char *name, gm_dtype_t dt, uint32_t bands, double nodata) {
+    gm_output_t *o = &job->outputs[job->noutputs++];
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->dtype = dt;
+    o->bands = bands;
+    o->nodata = nodata;
+}
+
+int gm_job_plan_outputs(gm_job_t *job, char *err) {
+    job->noutputs = 0;
+    if (job->kind == GM_KIND_REGRESSION) {
+        add_output(job, "prediction", GM_DT_F32, 1, -FLT_MAX);
+        return 0;
+    }
+    if (job->kind != GM_KIND_CLASSIFICATION) return gm_err(err, "job kind %d is unknown", (int)job->kind);
+    if (job->nclass < 2 || job->nclass > 65535)
+        return gm_err(err, "a classification needs 2 to 65535 classes, the model has %u", job->nclass);
+    if (job->nclass <= 255)
+        add_output(job, "class", GM_DT_U8, 1, 255);
+    else
+        add_output(job, "class", GM_DT_U16, 1, 65535);
+    if (job->probabilities) add_output(job, "probability", GM_DT_F32, job->nclass, -FLT_MAX);
+    return 0;
+}
+
+uint32_t gm_job_blocks_x(const gm_job_t *job) { return (job->xsize + job->block_w - 1) / job->block_w; }
+uint32_t gm_job_blocks_y(const gm_job_t *job) { return (job->ysize + job->block_h - 1) / job->block_h; }
+uint32_t gm_job_nblocks(const gm_job_t *job) { return gm_job_blocks_x(job) * gm_job_blocks_y(job); }
+
+int gm_job_block_window(const gm_job_t *job, uint32_t b, uint32_t *x, uint32_t *y, uint32_t *w, uint32_t *h) {
+    uint32_t nbx = gm_job_blocks_x(job);
+    if (b >= gm_job_nblocks(job)) return -1;
+    *x = (b % nbx) * job->block_w;
+    *y = (b / nbx) * job->block_h;
+    *w = job->xsize - *x < job->block_w ? job->xsize - *x : job->block_w;
+    *h = job->ysize - *y < job->block_h ? job->ysize - *y : job->block_h;
+    return 0;
+}
+
+int gm_job_check_block(const gm_job_t *job, const gm_header_t *h, char *err) {
+    uint32_t x, y, w, hh;
+    if (h->job != job->id)
+        return gm_err(err, "message names job %016llx, not the current job %016llx", (unsigned long long)h->job,
+                      (unsigned long long)job->id);
+    if (gm_job_block_window(job, h->block, &x, &y, &w, &hh) < 0)
+        return gm_err(err, "block %u is outside the plan of %u blocks", h->block, gm_job_nblocks(job));
+    if (x != h->x || y != h->y || w != h->w || hh != h->h)
+        return gm_err(err, "block %u window %u,%u %ux%u differs from the plan's %u,%u %ux%u", h->block, h->x, h->y,
+                      h->w, h->h, x, y, w, hh);
+    return 0;
+}
+
+uint32_t gm_job_blocks_per_strip(const gm_job_t *job) {
+    uint32_t rows = (job->tile - 1) / job->block_h + 2; /* block rows a misaligned strip can touch */
+    uint32_t nby = gm_job_blocks_y(job);
+    return gm_job_blocks_x(job) * (rows < nby ? rows : nby);
+}
+
+size_t gm_job_output_bytes(const gm_output_t *o, uint32_t w, uint32_t h) {
+    return (size_t)w * h * o->bands * gm_dtype_size(o->dtype);
+}
+
+const char *gm_job_model_format(const void *bytes, size_t size) {
+    const unsigned char *p = bytes;
+    if (size >= 2 && p[0] == '{') {
+        size_t i = 1;
+        while (i < size && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) i++;
+        return (i < size && (p[i] == '"' || p[i] == '}')) ? "json" : "ubj";
+    }
+    return "bin";
+}
+
+/* FNV-1a, 64 bits, continued from 'h'. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+int gm_job_compute_id(gm_job_t *job, char *err) {
+    void *buf;
+    size_t len;
+    uint64_t saved = job->id;
+    job->id = 0;
+    int rc = gm_job_encode(job, &buf, &len, err);
+    job->id = saved;
+    if (rc < 0) return -1;
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, buf, len);
+    free(buf);
+    for (uint32_t i = 0; i < job->nmodels; i++) h = fnv1a(h, job->models[i].bytes, job->models[i].size);
+    job->id = h ? h : 1;
+    return 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *key) { gm_mpack_pack_cstr(pk, key); }
+
+int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
+    if (job->noutputs == 0 || job->noutputs > GM_JOB_MAX_OUTPUTS) return gm_err(err, "job has no outputs planned");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 20);
+    pack_key(&pk, "v"); msgpack_pack_uint32(&pk, GM_WIRE_VERSION);
+    pack_key(&pk, "t"); gm_mpack_pack_cstr(&pk, "job");
+    pack_key(&pk, "id"); msgpack_pack_uint64(&pk, job->id);
+    pack_key(&pk, "xsize"); msgpack_pack_uint32(&pk, job->xsize);
+    pack_key(&pk, "ysize"); msgpack_pack_uint32(&pk, job->ysize);
+    pack_key(&pk, "gt");
+    msgpack_pack_array(&pk, 6);
+    for (int i = 0; i < 6; i++) msgpack_pack_double(&pk, job->gt[i]);
+    pack_key(&pk, "crs"); gm_mpack_pack_cstr(&pk, job->crs ? job->crs : "");
+    pack_key(&pk, "bands"); msgpack_pack_uint32(&pk, job->nbands);
+    pack_key(&pk, "bw"); msgpack_pack_uint32(&pk, job->block_w);
+    pack_key(&pk, "bh"); msgpack_pack_uint32(&pk, job->block_h);
+    pack_key(&pk, "tile"); msgpack_pack_uint32(&pk, job->tile);
+    pack_key(&pk, "kind");
+    gm_mpack_pack_cstr(&pk, job->kind == GM_KIND_CLASSIFICATION ? "classification" : "regression");
+    pack_key(&pk, "objective"); gm_mpack_pack_cstr(&pk, job->objective);
+    pack_key(&pk, "nclass"); msgpack_pack_uint32(&pk, job->nclass);
+    pack_key(&pk, "probabilities");
+    if (job->probabilities) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
+    pack_key(&pk, "outputs");
+    msgpack_pack_array(&pk, job->noutputs);
+    for (uint32_t i = 0; i < job->noutputs; i++) {
+        const gm_output_t *o = &job->outputs[i];
+        msgpack_pack_map(&pk, 4);
+        pack_key(&pk, "name"); gm_mpack_pack_cstr(&pk, o->name);
+        pack_key(&pk, "dt"); gm_mpack_pack_cstr(&pk, gm_dtype_name(o->dtype));
+        pack_key(&pk, "n"); msgpack_pack_uint32(&pk, o->bands);
+        pack_key(&pk, "nodata"); msgpack_pack_double(&pk, o->nodata);
+    }
+    pack_key(&pk, "models");
+    msgpack_pack_array(&pk, job->nmodels);
+    for (uint32_t i = 0; i < job->nmodels; i++) {
+        msgpack_pack_map(&pk, 2);
+        pack_key(&pk, "format"); gm_mpack_pack_cstr(&pk, job->models[i].format);
+        pack_key(&pk, "size"); msgpack_pack_uint64(&pk, job->models[i].size);
+    }
+    pack_key(&pk, "tasks"); gm_mpack_pack_cstr(&pk, job->tasks_ep);
+    pack_key(&pk, "results"); gm_mpack_pack_cstr(&pk, job->results_ep);
+    pack_key(&pk, "acks"); gm_mpack_pack_cstr(&pk, job->acks_ep);
+    *buf = sb.data;
+    *len = sb.size;
+    return 0;
+}
+
+/* Reads a uint32 field in [lo, hi]. */
+static int get_range(const msgpack_object *m, const char *key, uint32_t lo, uint32_t hi, uint32_t *out, char *err) {
+    uint64_t v;
+    if (gm_mpack_uint(m, key, hi, &v, err) < 0) return -1;
+    if (v < lo) return gm_err(err, "job key \"%s\" is %llu, below the minimum %u", key, (unsigned long long)v, lo);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Decodes the "outputs" array. */
+static int decode_outputs(const msgpack_object *m, gm_job_t *job, char *err) {
+    const msgpack_object *arr = gm_mpack_get(m, "outputs");
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY) return gm_err(err, "job key \"outputs\" is missing or not an array");
+    if (arr->via.array.size == 0 || arr->via.array.size > GM_JOB_MAX_OUTPUTS)
+        return gm_err(err, "job key \"outputs\" has %u entries, not 1 to %d", arr->via.array.size, GM_JOB_MAX_OUTPUTS);
+    job->noutputs = arr->via.array.size;
+    for (uint32_t i = 0; i < job->noutputs; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        gm_output_t *out = &job->outputs[i];
+        char dt[8];
+        if (o->type != MSGPACK_OBJECT_MAP) return gm_err(err, "job output %u is not a map", i);
+        if (gm_mpack_str(o, "name", out->name, sizeof out->name, err) < 0) return -1;
+        for (const char *c = out->name; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+                return gm_err(err, "job output name \"%s\" may hold only letters, digits, '_' and '-'", out->name);
+        if (!out->name[0]) return gm_err(err, "job output %u has an empty name", i);
+        if (gm_mpack_str(o, "dt", dt, sizeof dt, err) < 0) return -1;
+        if (gm_dtype_parse(dt, strlen(dt), &out->dtype) < 0) return gm_err(err, "job output \"%s\" has unknown type \"%s\"", out->name, dt);
+        if (get_range(o, "n", 1, GM_WIRE_MAX_BANDS, &out->bands, err) < 0) return -1;
+        if (gm_mpack_double(o, "nodata", &out->nodata, err) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Decodes the "models" array; bytes are attached later. */
+static int decode_models(const msgpack_object *m, gm_job_t *job, char *err) {
+    const msgpack_object *arr = gm_mpack_get(m, "models");
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY) return gm_err(err, "job key \"models\" is missing or not an array");
+    if (arr->via.array.size == 0 || arr->via.array.size > GM_JOB_MAX_MODELS)
+        return gm_err(err, "job key \"models\" has %u entries, not 1 to %d", arr->via.array.size, GM_JOB_MAX_MODELS);
+    job->models = calloc(arr->via.array.size, sizeof *job->models);
+    if (!job->models) return gm_err(err, "out of memory");
+    job->nmodels = arr->via.array.size;
+    for (uint32_t i = 0; i < job->nmodels; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        uint64_t size;
+        if (o->type != MSGPACK_OBJECT_MAP) return gm_err(err, "job model %u is not a map", i);
+        if (gm_mpack_str(o, "format", job->models[i].format, sizeof job->models[i].format, err) < 0) return -1;
+        if (gm_mpack_uint(o, "size", MODEL_MAX, &size, err) < 0) return -1;
+        if (size == 0) return gm_err(err, "job model %u is empty", i);
+        job->models[i].size = (size_t)size;
+    }
+    return 0;
+}
+
+int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
+    msgpack_unpacked res;
+    char kind[16];
+    memset(job, 0, sizeof *job);
+    int rc = -1;
+    if (gm_mpack_unpack_map(buf, len, GM_WIRE_MAX_HEADER, &res, err) < 0) goto out;
+    const msgpack_object *m = &res.data;
+    uint32_t version;
+    gm_msg_kind_t mk;
+    if (gm_wire_peek(buf, len, &version, &mk, err) < 0) goto out;
+    if (mk != GM_MSG_JOB) { gm_err(err, "message is a \"%s\", not a job", gm_msg_kind_name(mk)); goto out; }
+    if (gm_mpack_uint(m, "id", UINT64_MAX, &job->id, err) < 0) goto out;
+    if (get_range(m, "xsize", 1, INT32_MAX, &job->xsize, err) < 0) goto out;
+    if (get_range(m, "ysize", 1, INT32_MAX, &job->ysize, err) < 0) goto out;
+    const msgpack_object *gt = gm_mpack_get(m, "gt");
+    if (!gt || gt->type != MSGPACK_OBJECT_ARRAY || gt->via.array.size != 6)
+        { gm_err(err, "job key \"gt\" is not an array of 6 numbers"); goto out; }
+    for (int i = 0; i < 6; i++) {
+        const msgpack_object *v = &gt->via.array.ptr[i];
+        if (v->type != MSGPACK_OBJECT_FLOAT64 && v->type != MSGPACK_OBJECT_FLOAT32)
+            { gm_err(err, "job key \"gt\" item %d is not a float", i); goto out; }
+        if (!isfinite(v->via.f64)) { gm_err(err, "job key \"gt\" item %d is not finite", i); goto out; }
+        job->gt[i] = v->via.f64;
+    }
+    job->crs = malloc(CRS_MAX);
+    if (!job->crs) { gm_err(err, "out of memory"); goto out; }
+    if (gm_mpack_str(m, "crs", job->crs, CRS_MAX, err) < 0) goto out;
+    if (get_range(m, "bands", 1, GM_WIRE_MAX_BANDS, &job->nbands, err) < 0) goto out;
+    if (get_range(m, "bw", 1, GM_WIRE_MAX_BLOCK, &job->block_w, err) < 0) goto out;
+    if (get_range(m, "bh", 1, GM_WIRE_MAX_BLOCK, &job->block_h, err) < 0) goto out;
+    if (get_range(m, "tile", 16, GM_WIRE_MAX_BLOCK, &job->tile, err) < 0) goto out;
+    if (job->tile % 16) { gm_err(err, "job key \"tile\" is %u, not a multiple of 16", job->tile); goto out; }
+    if (gm_mpack_str(m, "kind", kind, sizeof kind, err) < 0) goto out;
+    if (strcmp(kind, "regression") == 0) job->kind = GM_KIND_REGRESSION;
+    else if (strcmp(kind, "classification") == 0) job->kind = GM_KIND_CLASSIFICATION;
+    else { gm_err(err, "job key \"kind\" is \"%s\", not regression or classification", kind); goto out; }
+    if (gm_mpack_str(m, "objective", job->objective, sizeof job->objective, err) < 0) goto out;
+    if (get_range(m, "nclass", 0, 65535, &job->nclass, err) < 0) goto out;
+    if (job->kind == GM_KIND_CLASSIFICATION && job->nclass < 2)
+        { gm_err(err, "job is a classification with %u classes", job->nclass); goto out; }
+    if (gm_mpack_bool(m, "probabilities", &job->probabilities, err) < 0) goto out;
+    if (decode_outputs(m, job, err) < 0) goto out;
+    if (decode_models(m, job, err) < 0) goto out;
+    if (gm_mpack_str(m, "tasks", job->tasks_ep, sizeof job->tasks_ep, err) < 0) goto out;
+    if (gm_mpack_str(m, "results", job->results_ep, sizeof job->results_ep, err) < 0) goto out;
+    if (gm_mpack_str(m, "acks", job->acks_ep, sizeof job->acks_ep, err) < 0) goto out;
+    if ((uint64_t)gm_job_blocks_x(job) * gm_job_blocks_y(job) > UINT32_MAX - 1) { gm_err(err, "job has too many blocks"); goto out; }
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&res);
+    if (rc < 0) gm_job_clear(job);
+    return rc;
+}
+
+int gm_job_attach_model(gm_job_t *job, uint32_t i, const void *bytes, size_t size, char *err) {
+    if (i >= job->nmodels) return gm_err(err, "model frame %u is beyond the %u models announced", i, job->nmodels);
+    if (size != job->models[i].size)
+        return gm_err(err, "model frame %u is %zu bytes, the header announced %zu", i, size, job->models[i].size);
+    void *copy = malloc(size);
+    if (!copy) return gm_err(err, "out of memory for model %u (%zu bytes)", i, size);
+    memcpy(copy, bytes, size);
+    free(job->models[i].bytes);
+    job->models[i].bytes = copy;
+    return 0;
+}
+
+int gm_job_from_msg(gm_msg_t *msg, gm_job_t *job, char *err) {
+    memset(job, 0, sizeof *job);
+    if (msg->nframes < 1) return gm_err(err, "job message has no frames");
+    if (gm_job_decode(gm_msg_data(msg, 0), gm_msg_size(msg, 0), job, err) < 0) return -1;
+    if (msg->nframes != 1 + (size_t)job->nmodels) {
+        gm_err(err, "job announces %u models but carries %zu frames", job->nmodels, msg->nframes - 1);
+        gm_job_clear(job);
+        return -1;
+    }
+    for (uint32_t i = 0; i < job->nmodels; i++)
+        if (gm_job_attach_model(job, i, gm_msg_data(msg, i + 1), gm_msg_size(msg, i + 1), err) < 0) {
+            gm_job_clear(job);
+            return -1;
+        }
+    return 0;
+}
+
+gm_msg_t *gm_job_hello_msg(const char *role) {
+    gm_header_t h = {.kind = GM_MSG_HELLO};
+    snprintf(h.role, sizeof h.role, "%s", role);
+    void *buf;
+    size_t len;
+    gm_msg_t *msg = gm_msg_new();
+    if (!msg || gm_wire_encode(&h, &buf, &len, NULL) < 0 || gm_msg_add_owned(msg, buf, len) < 0) {
+        gm_msg_destroy(&msg);
+        return NULL;
+    }
+    return msg;
+}

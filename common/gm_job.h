@@ -1,0 +1,90 @@
+/* gm_job.h -- the job description every stage shares: grid, block plan, model kind, outputs, endpoints.
+ *
+ * The reader builds the job from its options and serves it on its control endpoint as a "job" message
+ * whose header is the encoded job and whose frames are the model bytes. Workers and writers fetch it by
+ * id, so no stage needs a shared disk. */
+#ifndef GM_JOB_H
+#define GM_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gm_msg.h"
+#include "gm_wire.h"
+
+#define GM_JOB_MAX_OUTPUTS 8    /* most output files of one job */
+#define GM_JOB_MAX_MODELS 4096  /* most models one job applies */
+#define GM_JOB_EP_LEN 256       /* longest endpoint string */
+
+typedef enum { GM_KIND_REGRESSION = 1, GM_KIND_CLASSIFICATION } gm_model_kind_t;
+
+/* One output file: its name (file stem), sample type, band count and nodata value. */
+typedef struct {
+    char name[32];    /* "prediction", "class", "probability" */
+    gm_dtype_t dtype; /* sample type written */
+    uint32_t bands;   /* bands in the file */
+    double nodata;    /* value of pixels where any covariate is nodata */
+} gm_output_t;
+
+/* One model: its format as detected from the bytes and the bytes themselves (owned by the job). */
+typedef struct {
+    char format[8]; /* "json", "ubj" or "bin" (XGBoost's legacy binary) */
+    void *bytes;
+    size_t size;
+} gm_model_blob_t;
+
+typedef struct {
+    uint64_t id;                 /* job id: a hash of everything below */
+    uint32_t xsize, ysize;       /* grid size in pixels */
+    double gt[6];                /* GDAL geotransform of the grid */
+    char *crs;                   /* CRS as WKT, owned ("" when the covariates have none) */
+    uint32_t nbands;             /* covariate bands = model features */
+    uint32_t block_w, block_h;   /* processing block size */
+    uint32_t tile;               /* output tile side (multiple of 16): outputs are written in strips of this height */
+    gm_model_kind_t kind;        /* regression or classification */
+    char objective[64];          /* XGBoost objective name, e.g. "multi:softprob" */
+    uint32_t nclass;             /* classes (classification), 0 for regression */
+    int probabilities;           /* classification: also write one probability band per class */
+    uint32_t noutputs;           /* entries used in 'outputs' */
+    gm_output_t outputs[GM_JOB_MAX_OUTPUTS];
+    uint32_t nmodels;            /* entries in 'models' */
+    gm_model_blob_t *models;     /* owned */
+    char tasks_ep[GM_JOB_EP_LEN];   /* where workers pull tasks */
+    char results_ep[GM_JOB_EP_LEN]; /* where workers push results (the writer binds it) */
+    char acks_ep[GM_JOB_EP_LEN];    /* where the writer pushes acks (the reader binds it) */
+} gm_job_t;
+
+/* Frees what the job owns and zeroes it; takes a zeroed or filled job. */
+void gm_job_clear(gm_job_t *job);
+/* Fills 'outputs' from kind, nclass and probabilities. Returns 0, or -1 with 'err'. */
+int gm_job_plan_outputs(gm_job_t *job, char *err);
+/* Returns the number of blocks across and down, and in all. */
+uint32_t gm_job_blocks_x(const gm_job_t *job);
+uint32_t gm_job_blocks_y(const gm_job_t *job);
+uint32_t gm_job_nblocks(const gm_job_t *job);
+/* Gives the pixel window of block 'b'. Returns 0, or -1 if 'b' is outside the plan. */
+int gm_job_block_window(const gm_job_t *job, uint32_t b, uint32_t *x, uint32_t *y, uint32_t *w, uint32_t *h);
+/* Checks that a task or result header names this job and a block window of its plan. Returns 0, or -1. */
+int gm_job_check_block(const gm_job_t *job, const gm_header_t *h, char *err);
+/* Returns the most blocks that overlap one output strip of 'tile' rows. */
+uint32_t gm_job_blocks_per_strip(const gm_job_t *job);
+/* Returns the size in bytes of output 'o' for a block of w x h pixels. */
+size_t gm_job_output_bytes(const gm_output_t *o, uint32_t w, uint32_t h);
+/* Sets job->id from a hash of the encoded job and its model bytes. Returns 0, or -1 with 'err'. */
+int gm_job_compute_id(gm_job_t *job, char *err);
+/* Encodes the job as a "job" header frame (malloc'd, caller frees). Returns 0, or -1 with 'err'. */
+int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err);
+/* Decodes a "job" header frame into 'job' (models get their sizes; the caller attaches the bytes with
+ * gm_job_attach_model). Checks every field. Returns 0, or -1 with 'err' (the job is then cleared). */
+int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err);
+/* Copies the bytes of model 'i' into the job, checking the size the header announced. Returns 0, or -1. */
+int gm_job_attach_model(gm_job_t *job, uint32_t i, const void *bytes, size_t size, char *err);
+/* Decodes a whole "job" message (header frame, then one frame per model) into 'job'.
+ * Returns 0, or -1 with 'err' (the job is then cleared). */
+int gm_job_from_msg(gm_msg_t *msg, gm_job_t *job, char *err);
+/* Returns a new hello message for 'role' ("worker" or "writer"), or NULL when out of memory. */
+gm_msg_t *gm_job_hello_msg(const char *role);
+/* Names the format of model bytes: "json", "ubj" or "bin". */
+const char *gm_job_model_format(const void *bytes, size_t size);
+
+#endif

@@ -1,0 +1,35 @@
+/* gm_model.h -- one XGBoost booster: load from bytes in XGBoost's own formats, inspect, predict rows. */
+#ifndef GM_MODEL_H
+#define GM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gm_job.h"
+
+typedef struct gm_model gm_model_t;
+
+/* What a loaded model is. */
+typedef struct {
+    gm_model_kind_t kind; /* classification for multi:softprob, multi:softmax, binary:*; else regression */
+    char objective[64];   /* XGBoost objective name */
+    uint32_t nclass;      /* classes: num_class, 2 for binary, 0 for regression */
+    uint32_t nfeature;    /* features the model expects */
+} gm_model_info_t;
+
+/* Loads a model from the bytes of a .json, .ubj or legacy binary model file; predictions use 'nthread'
+ * threads. 'what' names the model in errors. Returns NULL with 'err'. The caller owns the model. */
+gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char *what, char *err);
+/* Reads a whole model file into a malloc'd buffer. Returns 0, or -1 with 'err' naming the file. */
+int gm_model_read_file(const char *path, void **bytes, size_t *len, char *err);
+/* Returns the model's kind, objective, classes and features. */
+const gm_model_info_t *gm_model_info(const gm_model_t *self);
+/* Predicts 'nrows' dense rows of 'ncols' float32 features with XGBoost (margin = raw scores before the
+ * objective's transform). On success '*out' points at XGBoost's buffer of nrows * '*per_row' values,
+ * valid until the next call. Returns 0, or -1 with 'err'. */
+int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
+                     size_t *per_row, char *err);
+/* Frees the booster; takes NULL and sets the caller's pointer to NULL. */
+void gm_model_destroy(gm_model_t **self_p);
+
+#endif

@@ -1,0 +1,232 @@
+/* gm_stack.c -- the covariate stack: one or more GDAL rasters on one grid, read block by block as float32. */
+#include "gm_stack.h"
+
+#include <assert.h>
+#include <gdal.h>
+#include <math.h>
+#include <ogr_srs_api.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_gdal.h"
+#include "gm_log.h"
+
+/* One band of the stack and how its nodata is found. */
+typedef struct {
+    GDALRasterBandH band;
+    int file;             /* index into paths */
+    int index;            /* 1-based band number in its file */
+    int has_nodata;
+    double nodata;
+    int use_mask;         /* a mask band (per-dataset mask or alpha) marks nodata */
+    int exact_in_float;   /* the band's values convert exactly to float32 */
+    char label[96];
+} band_t;
+
+struct gm_stack {
+    int npaths;
+    char **paths;
+    GDALDatasetH *ds;
+    uint32_t nbands;
+    band_t *bands;
+    gm_grid_t grid;
+    double *scratch;      /* w*h doubles for bands that do not fit float32 exactly */
+    unsigned char *mask;  /* w*h mask bytes */
+    size_t scratch_cap, mask_cap;
+    uint64_t reads;
+};
+
+/* Returns the last part of a path, for messages. */
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Compares the grid of dataset 'ds' (file 'i') with the stack's grid. Returns 0, or -1 with 'err'. */
+static int check_grid(gm_stack_t *self, int i, char *err) {
+    GDALDatasetH ds = self->ds[i];
+    const char *name = self->paths[i], *first = base_name(self->paths[0]);
+    uint32_t xs = (uint32_t)GDALGetRasterXSize(ds), ys = (uint32_t)GDALGetRasterYSize(ds);
+    if (xs != self->grid.xsize || ys != self->grid.ysize)
+        return gm_err(err, "%s: grid differs from %s (size %ux%u vs %ux%u)", name, first, xs, ys, self->grid.xsize,
+                      self->grid.ysize);
+    double gt[6];
+    int has_gt = GDALGetGeoTransform(ds, gt) == CE_None;
+    const double *g0 = self->grid.gt;
+    double tol = 1e-9 * (fabs(g0[1]) + fabs(g0[5]));
+    if (!has_gt) memcpy(gt, (double[6]){0, 1, 0, 0, 0, 1}, sizeof gt);
+    if (fabs(gt[1] - g0[1]) > tol || fabs(gt[5] - g0[5]) > tol || fabs(gt[2] - g0[2]) > tol || fabs(gt[4] - g0[4]) > tol)
+        return gm_err(err, "%s: grid differs from %s (pixel size %g x %g vs %g x %g)", name, first, gt[1], gt[5], g0[1],
+                      g0[5]);
+    if (fabs(gt[0] - g0[0]) > tol || fabs(gt[3] - g0[3]) > tol)
+        return gm_err(err, "%s: grid differs from %s (origin %.10g,%.10g vs %.10g,%.10g)", name, first, gt[0], gt[3],
+                      g0[0], g0[3]);
+    const char *wkt = GDALGetProjectionRef(ds);
+    if (!wkt) wkt = "";
+    if (!*wkt != !*self->grid.crs)
+        return gm_err(err, "%s: grid differs from %s (one has a CRS, the other none)", name, first);
+    if (*wkt) {
+        OGRSpatialReferenceH a = OSRNewSpatialReference(wkt), b = OSRNewSpatialReference(self->grid.crs);
+        int same = a && b && OSRIsSame(a, b);
+        OSRDestroySpatialReference(a);
+        OSRDestroySpatialReference(b);
+        if (!same) return gm_err(err, "%s: grid differs from %s (CRS differs)", name, first);
+    }
+    return 0;
+}
+
+/* Records band 'bi' (1-based) of file 'i' in the stack. */
+static void add_band(gm_stack_t *self, int i, int bi) {
+    band_t *b = &self->bands[self->nbands++];
+    b->band = GDALGetRasterBand(self->ds[i], bi);
+    b->file = i;
+    b->index = bi;
+    b->nodata = GDALGetRasterNoDataValue(b->band, &b->has_nodata);
+    int flags = GDALGetMaskFlags(b->band);
+    b->use_mask = !(flags & GMF_ALL_VALID) && !(flags & GMF_NODATA);
+    GDALDataType t = GDALGetRasterDataType(b->band);
+    b->exact_in_float = t == GDT_Byte || t == GDT_UInt16 || t == GDT_Int16 || t == GDT_Float32
+#if GDAL_VERSION_NUM >= 3070000
+                        || t == GDT_Int8
+#endif
+        ;
+    snprintf(b->label, sizeof b->label, "%s band %d", base_name(self->paths[i]), bi);
+}
+
+gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err) {
+    assert(npaths >= 1);
+    gm_gdal_init();
+    gm_stack_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        gm_err(err, "out of memory");
+        return NULL;
+    }
+    self->npaths = npaths;
+    self->paths = calloc((size_t)npaths, sizeof *self->paths);
+    self->ds = calloc((size_t)npaths, sizeof *self->ds);
+    if (!self->paths || !self->ds) {
+        gm_err(err, "out of memory");
+        goto fail;
+    }
+    uint32_t total = 0;
+    for (int i = 0; i < npaths; i++) {
+        self->paths[i] = strdup(paths[i]);
+        if (!self->paths[i]) {
+            gm_err(err, "out of memory");
+            goto fail;
+        }
+        self->ds[i] = gm_gdal_open_raster(paths[i], err);
+        if (!self->ds[i]) goto fail;
+        total += (uint32_t)GDALGetRasterCount(self->ds[i]);
+    }
+    GDALDatasetH d0 = self->ds[0];
+    self->grid.xsize = (uint32_t)GDALGetRasterXSize(d0);
+    self->grid.ysize = (uint32_t)GDALGetRasterYSize(d0);
+    if (GDALGetGeoTransform(d0, self->grid.gt) != CE_None)
+        memcpy(self->grid.gt, (double[6]){0, 1, 0, 0, 0, 1}, sizeof self->grid.gt);
+    const char *wkt = GDALGetProjectionRef(d0);
+    self->grid.crs = strdup(wkt ? wkt : "");
+    int bw, bh;
+    GDALGetBlockSize(GDALGetRasterBand(d0, 1), &bw, &bh);
+    self->grid.block_w = (uint32_t)bw;
+    self->grid.block_h = (uint32_t)bh;
+    self->bands = calloc(total, sizeof *self->bands);
+    if (!self->grid.crs || !self->bands) {
+        gm_err(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < npaths; i++) {
+        if (i > 0 && check_grid(self, i, err) < 0) goto fail;
+        for (int bi = 1; bi <= GDALGetRasterCount(self->ds[i]); bi++) add_band(self, i, bi);
+    }
+    return self;
+fail:
+    gm_stack_destroy(&self);
+    return NULL;
+}
+
+gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err) {
+    return gm_stack_open((const char *const *)self->paths, self->npaths, err);
+}
+
+const gm_grid_t *gm_stack_grid(const gm_stack_t *self) { return &self->grid; }
+
+uint32_t gm_stack_nbands(const gm_stack_t *self) { return self->nbands; }
+
+const char *gm_stack_band_name(const gm_stack_t *self, uint32_t i) {
+    return i < self->nbands ? self->bands[i].label : "?";
+}
+
+uint64_t gm_stack_reads(const gm_stack_t *self) { return self->reads; }
+
+/* Grows a scratch buffer to at least 'need' bytes. Returns 0, or -1. */
+static int reserve(void **buf, size_t *cap, size_t need) {
+    if (*cap >= need) return 0;
+    void *p = realloc(*buf, need);
+    if (!p) return -1;
+    *buf = p;
+    *cap = need;
+    return 0;
+}
+
+int gm_stack_read(gm_stack_t *self, uint32_t x, uint32_t y, uint32_t w, uint32_t h, float *out, char *err) {
+    size_t n = (size_t)w * h;
+    for (uint32_t i = 0; i < self->nbands; i++) {
+        band_t *b = &self->bands[i];
+        float *plane = out + n * i;
+        CPLErr e;
+        if (b->exact_in_float) {
+            e = GDALRasterIO(b->band, GF_Read, (int)x, (int)y, (int)w, (int)h, plane, (int)w, (int)h, GDT_Float32, 0, 0);
+            if (e == CE_None && b->has_nodata) {
+                float nd = (float)b->nodata;
+                for (size_t k = 0; k < n; k++)
+                    if (plane[k] == nd) plane[k] = NAN;
+            }
+        } else {
+            /* Int32, UInt32, Float64...: compare with nodata in double precision, then narrow. */
+            if (reserve((void **)&self->scratch, &self->scratch_cap, n * sizeof(double)) < 0)
+                return gm_err(err, "%s: out of memory reading a %ux%u block", b->label, w, h);
+            e = GDALRasterIO(b->band, GF_Read, (int)x, (int)y, (int)w, (int)h, self->scratch, (int)w, (int)h,
+                             GDT_Float64, 0, 0);
+            if (e == CE_None)
+                for (size_t k = 0; k < n; k++) {
+                    double v = self->scratch[k];
+                    plane[k] = (b->has_nodata && v == b->nodata) ? NAN : (float)v;
+                }
+        }
+        if (e != CE_None)
+            return gm_err(err, "%s: cannot read block %u,%u %ux%u: %s", b->label, x, y, w, h, gm_gdal_last_error());
+        if (b->use_mask) {
+            if (reserve((void **)&self->mask, &self->mask_cap, n) < 0)
+                return gm_err(err, "%s: out of memory reading a %ux%u mask", b->label, w, h);
+            e = GDALRasterIO(GDALGetMaskBand(b->band), GF_Read, (int)x, (int)y, (int)w, (int)h, self->mask, (int)w,
+                             (int)h, GDT_Byte, 0, 0);
+            if (e != CE_None)
+                return gm_err(err, "%s: cannot read the mask of block %u,%u: %s", b->label, x, y, gm_gdal_last_error());
+            for (size_t k = 0; k < n; k++)
+                if (!self->mask[k]) plane[k] = NAN;
+        }
+        self->reads++;
+    }
+    return 0;
+}
+
+void gm_stack_destroy(gm_stack_t **self_p) {
+    assert(self_p);
+    gm_stack_t *self = *self_p;
+    if (!self) return;
+    for (int i = 0; i < self->npaths; i++) {
+        if (self->ds && self->ds[i]) GDALClose(self->ds[i]);
+        if (self->paths) free(self->paths[i]);
+    }
+    free(self->ds);
+    free(self->paths);
+    free(self->bands);
+    free(self->grid.crs);
+    free(self->scratch);
+    free(self->mask);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,38 @@
+/* gm_stack.h -- the covariate stack: one or more GDAL rasters on one grid, read block by block as float32. */
+#ifndef GM_STACK_H
+#define GM_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gm_stack gm_stack_t;
+
+/* The grid every covariate shares. */
+typedef struct {
+    uint32_t xsize, ysize; /* pixels */
+    double gt[6];          /* GDAL geotransform */
+    char *crs;             /* WKT, owned by the stack ("" when none) */
+    uint32_t block_w, block_h; /* natural block of the first band (whole rows for striped files) */
+} gm_grid_t;
+
+/* Opens every band of every raster in 'paths' (npaths >= 1) read-only and checks that they share one grid:
+ * size, geotransform (to 1e-9 of a pixel) and CRS. Returns NULL with 'err' naming the file and the
+ * difference. The caller owns the stack. */
+gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err);
+/* Opens the same files again, for use by another thread. Returns NULL with 'err'. */
+gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err);
+/* Returns the shared grid (valid while the stack is open). */
+const gm_grid_t *gm_stack_grid(const gm_stack_t *self);
+/* Returns the total number of bands across all files. */
+uint32_t gm_stack_nbands(const gm_stack_t *self);
+/* Returns a short description of band 'i' ("slope.tif band 1"), for messages. */
+const char *gm_stack_band_name(const gm_stack_t *self, uint32_t i);
+/* Reads the window (x, y, w, h) of every band into 'out' (nbands planes of w*h float32, band after band).
+ * Pixels that are nodata in their band (nodata value, mask or NaN) become NaN. Returns 0, or -1 with 'err'. */
+int gm_stack_read(gm_stack_t *self, uint32_t x, uint32_t y, uint32_t w, uint32_t h, float *out, char *err);
+/* Returns how many band windows this stack has read since it was opened. */
+uint64_t gm_stack_reads(const gm_stack_t *self);
+/* Closes every file; takes NULL and sets the caller's pointer to NULL. */
+void gm_stack_destroy(gm_stack_t **self_p);
+
+#endif

@@ -1,0 +1,77 @@
+/* reader.h -- gridmill-reader's parts: options, job building, block feed, control endpoint. */
+#ifndef READER_H
+#define READER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "gm_cli.h"
+#include "gm_job.h"
+#include "gm_sock.h"
+#include "gm_stack.h"
+
+/* The reader's options, built from argv. */
+typedef struct {
+    gm_cli_common_t common;
+    const char *model_path;        /* --model */
+    const char **covariates;       /* positional, or after --covariates */
+    int ncovariates;
+    const char *control_ep;        /* --control: bound, serves the job */
+    const char *tasks_ep;          /* --tasks: bound, PUSHes tasks */
+    const char *acks_ep;           /* --acks: bound, PULLs acks from the writer */
+    const char *results_ep;        /* --results: the writer's endpoint, told to workers */
+    uint32_t block_size;           /* --block-size, 0 = from the data */
+    uint32_t tile;                 /* --tile-size: output tile side */
+    uint32_t max_inflight;         /* --max-inflight, 0 = automatic */
+    uint32_t io_threads;           /* --io-threads: concurrent GDAL reads */
+    int probabilities;             /* --probabilities */
+} reader_options_t;
+
+typedef enum { BLOCK_PENDING = 0, BLOCK_READING, BLOCK_READY, BLOCK_SENT, BLOCK_ACKED } block_state_t;
+
+/* One finished read waiting to be sent. */
+typedef struct ready_s {
+    struct ready_s *next;
+    gm_msg_t *msg;
+    uint32_t block;
+} ready_t;
+
+typedef struct {
+    reader_options_t opt;
+    uv_loop_t *loop;
+    void *zctx;
+    gm_sock_t *control, *tasks, *acks;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t stats;
+    gm_job_t job;
+    void *job_header;              /* encoded job, served to every hello */
+    size_t job_header_len;
+    gm_stack_t **stacks;           /* one per I/O thread */
+    int *free_stacks;              /* indices of idle stacks */
+    uint32_t nfree;
+    uint8_t *state;                /* block_state_t of each block */
+    uint32_t nblocks, next_block;
+    uint32_t inflight;             /* blocks read or being read, not yet acked */
+    uint32_t max_inflight;
+    uint32_t nacked, nsent;
+    ready_t *ready_head, *ready_tail;
+    unsigned delay_ms;             /* GRIDMILL_DEBUG_DELAY_MS */
+    uint64_t dropped;              /* malformed messages dropped */
+    int finished;
+    int exit_code;
+} reader_t;
+
+/* Parses argv into 'opt'. Returns 0, 1 when --help or --version was served, or -1 with 'err'. */
+int reader_options_parse(int argc, char **argv, reader_options_t *opt, char *err);
+/* Opens the covariates and the model, checks they fit, and builds r->job. Returns 0, or -1 with 'err'. */
+int reader_job_build(reader_t *r, char *err);
+/* Binds the task and ack sockets and starts reading blocks. Returns 0, or -1 with 'err'. */
+int reader_feed_start(reader_t *r, char *err);
+/* Starts as many block reads as the in-flight bound and idle I/O threads allow. */
+void reader_feed_pump(reader_t *r);
+/* Binds the control socket and answers hellos with the job. Returns 0, or -1 with 'err'. */
+int reader_control_start(reader_t *r, char *err);
+/* Stops the reader: closes sockets and handles so the loop can end, with 'code' as exit status. */
+void reader_finish(reader_t *r, int code);
+
+#endif

@@ -1,0 +1,70 @@
+/* reader_control.c -- the control endpoint: answers each hello with the job and its model bytes. */
+#include <string.h>
+
+#include "gm_log.h"
+#include "gm_wire.h"
+#include "reader.h"
+
+/* Sends an error reply to the peer whose identity is frame 0 of 'req'. */
+static void reply_error(reader_t *r, gm_msg_t *req, const char *text) {
+    gm_header_t h = {.kind = GM_MSG_ERROR};
+    snprintf(h.text, sizeof h.text, "%s", text);
+    void *buf;
+    size_t len;
+    char err[GM_ERR_LEN];
+    gm_msg_t *rep = gm_msg_new();
+    if (!rep || gm_wire_encode(&h, &buf, &len, err) < 0) {
+        gm_msg_destroy(&rep);
+        return;
+    }
+    if (gm_msg_add_frame_of(rep, req, 0) < 0 || gm_msg_add_owned(rep, buf, len) < 0 ||
+        gm_sock_send(r->control, &rep, err) != 0)
+        gm_msg_destroy(&rep);
+}
+
+/* Sends the job: [identity, job header, model 0, model 1, ...]. */
+static void reply_job(reader_t *r, gm_msg_t *req) {
+    char err[GM_ERR_LEN];
+    gm_msg_t *rep = gm_msg_new();
+    int ok = rep && gm_msg_add_frame_of(rep, req, 0) == 0 &&
+             gm_msg_add_copy(rep, r->job_header, r->job_header_len) == 0;
+    for (uint32_t i = 0; ok && i < r->job.nmodels; i++)
+        ok = gm_msg_add_copy(rep, r->job.models[i].bytes, r->job.models[i].size) == 0;
+    if (!ok) {
+        gm_log(GM_LOG_ERROR, "out of memory answering a hello");
+    } else if (gm_sock_send(r->control, &rep, err) < 0) {
+        gm_log(GM_LOG_WARN, "%s", err);
+    }
+    gm_msg_destroy(&rep);
+}
+
+static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
+    (void)sock;
+    reader_t *r = arg;
+    char err[GM_ERR_LEN];
+    gm_header_t h;
+    if (msg->nframes < 2) {
+        r->dropped++;
+        gm_log(GM_LOG_WARN, "control: dropped a message with no header frame");
+    } else if (gm_wire_decode(gm_msg_data(msg, 1), gm_msg_size(msg, 1), &h, err) < 0) {
+        r->dropped++;
+        gm_log(GM_LOG_WARN, "control: dropped a malformed request: %s", err);
+        reply_error(r, msg, err);
+    } else if (h.kind != GM_MSG_HELLO) {
+        r->dropped++;
+        gm_log(GM_LOG_WARN, "control: dropped a \"%s\" message; only hello is served here", gm_msg_kind_name(h.kind));
+        reply_error(r, msg, "only hello is served on the control endpoint");
+    } else {
+        gm_log(GM_LOG_DEBUG, "control: hello from a %s; sending job %016llx", h.role, (unsigned long long)r->job.id);
+        reply_job(r, msg);
+    }
+    gm_msg_destroy(&msg);
+}
+
+int reader_control_start(reader_t *r, char *err) {
+    r->control = gm_sock_new(r->loop, r->zctx, ZMQ_ROUTER, "control", err);
+    if (!r->control) return -1;
+    gm_sock_set_maxmsgsize(r->control, GM_WIRE_MAX_HEADER);
+    if (gm_sock_bind(r->control, r->opt.control_ep, err) < 0) return -1;
+    return gm_sock_start(r->control, on_control, NULL, r, err);
+}

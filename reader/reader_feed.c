@@ -1,0 +1,199 @@
+/* reader_feed.c -- read covariate blocks in the thread pool, push them as tasks, retire them on acks. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gm_log.h"
+#include "gm_wire.h"
+#include "reader.h"
+
+/* One block read, running in libuv's thread pool with a stack of its own. */
+typedef struct {
+    uv_work_t req;
+    reader_t *r;
+    uint32_t block, x, y, w, h;
+    int stack;
+    float *planes;
+    int rc;
+    char err[GM_ERR_LEN];
+} read_t;
+
+static void do_read(uv_work_t *req) {
+    read_t *rd = req->data;
+    reader_t *r = rd->r;
+    size_t n = (size_t)rd->w * rd->h * r->job.nbands;
+    rd->planes = malloc(n * sizeof(float));
+    if (!rd->planes) {
+        rd->rc = gm_err(rd->err, "out of memory for block %u", rd->block);
+        return;
+    }
+    rd->rc = gm_stack_read(r->stacks[rd->stack], rd->x, rd->y, rd->w, rd->h, rd->planes, rd->err);
+    if (r->delay_ms) usleep(r->delay_ms * 1000u);
+}
+
+/* Sends queued tasks in order until the socket would block. */
+static void flush_ready(reader_t *r) {
+    char err[GM_ERR_LEN];
+    while (r->ready_head && r->tasks) {
+        ready_t *q = r->ready_head;
+        int rc = gm_sock_send(r->tasks, &q->msg, err);
+        if (rc == 1) {
+            gm_sock_want_writable(r->tasks, 1);
+            return;
+        }
+        if (rc < 0) {
+            gm_log(GM_LOG_ERROR, "%s", err);
+            reader_finish(r, 1);
+            return;
+        }
+        r->nsent++;
+        r->state[q->block] = BLOCK_SENT;
+        r->ready_head = q->next;
+        if (!r->ready_head) r->ready_tail = NULL;
+        free(q);
+    }
+    if (r->tasks) gm_sock_want_writable(r->tasks, 0);
+}
+
+/* Builds the task message for a finished read: header frame + one frame of band-sequential float32. */
+static gm_msg_t *task_message(reader_t *r, read_t *rd, char *err) {
+    gm_header_t h = {.kind = GM_MSG_TASK, .job = r->job.id, .block = rd->block, .x = rd->x, .y = rd->y,
+                     .w = rd->w, .h = rd->h, .bands = r->job.nbands, .dtype = GM_DT_F32};
+    void *buf;
+    size_t len;
+    gm_msg_t *msg = gm_msg_new();
+    if (!msg || gm_wire_encode(&h, &buf, &len, err) < 0) {
+        gm_msg_destroy(&msg);
+        return NULL;
+    }
+    size_t bytes = (size_t)rd->w * rd->h * r->job.nbands * sizeof(float);
+    if (gm_msg_add_owned(msg, buf, len) < 0 || gm_msg_add_owned(msg, rd->planes, bytes) < 0) {
+        rd->planes = NULL;
+        gm_msg_destroy(&msg);
+        gm_err(err, "out of memory");
+        return NULL;
+    }
+    rd->planes = NULL; /* the message owns it now: sent without a copy */
+    return msg;
+}
+
+static void after_read(uv_work_t *req, int status) {
+    read_t *rd = req->data;
+    reader_t *r = rd->r;
+    r->free_stacks[r->nfree++] = rd->stack;
+    char err[GM_ERR_LEN];
+    if (r->finished || status == UV_ECANCELED) goto out;
+    if (rd->rc < 0) {
+        gm_log(GM_LOG_ERROR, "%s", rd->err);
+        reader_finish(r, 1);
+        goto out;
+    }
+    gm_msg_t *msg = task_message(r, rd, err);
+    ready_t *q = msg ? calloc(1, sizeof *q) : NULL;
+    if (!q) {
+        gm_log(GM_LOG_ERROR, "block %u: %s", rd->block, msg ? "out of memory" : err);
+        gm_msg_destroy(&msg);
+        reader_finish(r, 1);
+        goto out;
+    }
+    q->msg = msg;
+    q->block = rd->block;
+    r->state[rd->block] = BLOCK_READY;
+    if (r->ready_tail) r->ready_tail->next = q;
+    else r->ready_head = q;
+    r->ready_tail = q;
+    flush_ready(r);
+    reader_feed_pump(r);
+out:
+    free(rd->planes);
+    free(rd);
+}
+
+void reader_feed_pump(reader_t *r) {
+    while (!r->finished && r->next_block < r->nblocks && r->inflight < r->max_inflight && r->nfree > 0) {
+        read_t *rd = calloc(1, sizeof *rd);
+        if (!rd) {
+            gm_log(GM_LOG_ERROR, "out of memory");
+            reader_finish(r, 1);
+            return;
+        }
+        rd->r = r;
+        rd->block = r->next_block++;
+        gm_job_block_window(&r->job, rd->block, &rd->x, &rd->y, &rd->w, &rd->h);
+        rd->stack = r->free_stacks[--r->nfree];
+        rd->req.data = rd;
+        r->state[rd->block] = BLOCK_READING;
+        r->inflight++;
+        uv_queue_work(r->loop, &rd->req, do_read, after_read);
+    }
+}
+
+static void on_tasks_writable(gm_sock_t *sock, void *arg) {
+    (void)sock;
+    flush_ready(arg);
+}
+
+/* Retires the blocks an ack names; malformed acks are logged and dropped. */
+static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
+    (void)sock;
+    reader_t *r = arg;
+    char err[GM_ERR_LEN];
+    gm_header_t h;
+    if (msg->nframes < 1 || gm_wire_decode(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &h, err) < 0) {
+        if (msg->nframes < 1) snprintf(err, sizeof err, "no header frame");
+        gm_log(GM_LOG_WARN, "acks: dropped a malformed message: %s", err);
+        r->dropped++;
+    } else if ((h.kind != GM_MSG_ACK && h.kind != GM_MSG_DONE) || h.job != r->job.id) {
+        gm_log(GM_LOG_WARN, "acks: dropped a \"%s\" message for job %016llx", gm_msg_kind_name(h.kind),
+               (unsigned long long)h.job);
+        r->dropped++;
+    } else if (h.kind == GM_MSG_DONE) {
+        if (r->nacked == r->nblocks) {
+            gm_log(GM_LOG_DEBUG, "the writer reports every output complete");
+            reader_finish(r, 0);
+        } else {
+            gm_log(GM_LOG_WARN, "acks: the writer reports done with %u of %u blocks acked", r->nacked, r->nblocks);
+        }
+    } else if (msg->nframes != 2 || gm_msg_size(msg, 1) != (size_t)h.count * 4) {
+        gm_log(GM_LOG_WARN, "acks: dropped an ack whose payload does not hold %u block ids", h.count);
+        r->dropped++;
+    } else {
+        const unsigned char *p = gm_msg_data(msg, 1);
+        for (uint32_t i = 0; i < h.count; i++) {
+            uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            if (b >= r->nblocks || r->state[b] != BLOCK_SENT) {
+                if (b >= r->nblocks || r->state[b] != BLOCK_ACKED) r->dropped++;
+                continue; /* duplicate or unknown: nothing to retire */
+            }
+            r->state[b] = BLOCK_ACKED;
+            r->nacked++;
+            r->inflight--;
+        }
+        reader_feed_pump(r);
+    }
+    gm_msg_destroy(&msg);
+}
+
+int reader_feed_start(reader_t *r, char *err) {
+    r->nblocks = gm_job_nblocks(&r->job);
+    r->state = calloc(r->nblocks, 1);
+    if (!r->state) return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    uint32_t strip = gm_job_blocks_per_strip(&r->job);
+    r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : 2 * strip;
+    if (r->max_inflight < strip + 1) {
+        gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks of one output strip; using %u", r->max_inflight,
+               strip, strip + 1);
+        r->max_inflight = strip + 1;
+    }
+    r->tasks = gm_sock_new(r->loop, r->zctx, ZMQ_PUSH, "tasks", err);
+    r->acks = gm_sock_new(r->loop, r->zctx, ZMQ_PULL, "acks", err);
+    if (!r->tasks || !r->acks) return -1;
+    gm_sock_set_hwm(r->tasks, 2, 0); /* few queued per worker: blocks go to whoever is free */
+    gm_sock_set_maxmsgsize(r->acks, 4 * (int64_t)GM_WIRE_MAX_ACKS + GM_WIRE_MAX_HEADER);
+    if (gm_sock_bind(r->tasks, r->opt.tasks_ep, err) < 0 || gm_sock_bind(r->acks, r->opt.acks_ep, err) < 0) return -1;
+    if (gm_sock_start(r->tasks, NULL, on_tasks_writable, r, err) < 0 || gm_sock_start(r->acks, on_ack, NULL, r, err) < 0)
+        return -1;
+    reader_feed_pump(r);
+    return 0;
+}

@@ -1,0 +1,116 @@
+/* main.c -- gridmill-worker: fetches the job, applies its model to every task block, pushes results. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_log.h"
+#include "worker.h"
+
+static const char usage[] =
+    "Usage: gridmill-worker [options] --connect ENDPOINT\n"
+    "Fetches the job and its model from a gridmill-reader, applies the model to the blocks it is given\n"
+    "and pushes the results to the gridmill-writer. Holds no state but the job.\n"
+    "\n"
+    "  --connect EP          the reader's control endpoint (tcp://127.0.0.1:5555)\n"
+    "  --tasks EP            override the task endpoint the job names\n"
+    "  --results EP          override the result endpoint the job names\n"
+    "  --threads N           XGBoost threads per prediction (1)\n"
+    "  -q, --quiet           errors only\n"
+    "  --verbose             debug messages\n"
+    "  --log-file FILE       also append log lines to FILE\n"
+    "  --config KEY VALUE    set a GDAL configuration option\n"
+    "  --help, --version\n";
+
+int worker_options_parse(int argc, char **argv, worker_options_t *o, char *err) {
+    memset(o, 0, sizeof *o);
+    o->connect_ep = "tcp://127.0.0.1:5555";
+    o->threads = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int rc = gm_cli_common(argc, argv, &i, &o->common, err);
+        if (rc < 0) return -1;
+        if (rc > 0) continue;
+        if (!strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            gm_cli_print_version("gridmill-worker");
+            return 1;
+        }
+        if (a[0] != '-') return gm_err(err, "unexpected argument \"%s\" (see --help)", a);
+        if (!(v = gm_cli_value(argc, argv, &i, err))) return -1;
+        if (!strcmp(a, "--connect")) o->connect_ep = v;
+        else if (!strcmp(a, "--tasks")) o->tasks_ep = v;
+        else if (!strcmp(a, "--results")) o->results_ep = v;
+        else if (!strcmp(a, "--threads")) {
+            if (gm_cli_uint(a, v, 1, 1024, &o->threads, err) < 0) return -1;
+        } else return gm_err(err, "unknown option %s (see --help)", a);
+    }
+    return 0;
+}
+
+void worker_finish(worker_t *w, int code) {
+    if (w->finished) return;
+    w->finished = 1;
+    w->exit_code = code;
+    gm_sock_destroy(&w->control, 0);
+    gm_sock_destroy(&w->tasks, 0);
+    gm_sock_destroy(&w->results, 0);
+    uv_signal_stop(&w->sigint);
+    uv_signal_stop(&w->sigterm);
+    uv_timer_stop(&w->stats);
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->stats, NULL);
+}
+
+/* SIGTERM is how the supervisor ends workers when the job is complete: a clean exit. */
+static void on_signal(uv_signal_t *h, int signum) {
+    worker_t *w = h->data;
+    gm_log(GM_LOG_DEBUG, "signal %d: stopping after %llu blocks", signum, (unsigned long long)w->done);
+    worker_finish(w, 0);
+}
+
+static void on_stats(uv_timer_t *h) {
+    worker_t *w = h->data;
+    gm_log(GM_LOG_DEBUG, "%llu blocks done, %llu malformed messages dropped", (unsigned long long)w->done,
+           (unsigned long long)w->dropped);
+}
+
+int main(int argc, char **argv) {
+    char err[GM_ERR_LEN];
+    worker_t w;
+    memset(&w, 0, sizeof w);
+    int rc = worker_options_parse(argc, argv, &w.opt, err);
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "gridmill-worker: %s\n", err);
+        return rc < 0 ? 2 : 0;
+    }
+    if (gm_cli_setup("gridmill-worker", &w.opt.common, err) < 0) {
+        fprintf(stderr, "gridmill-worker: %s\n", err);
+        return 1;
+    }
+    w.delay_ms = gm_cli_debug_delay_ms();
+    w.loop = uv_default_loop();
+    w.zctx = zmq_ctx_new();
+    uv_signal_init(w.loop, &w.sigint);
+    uv_signal_init(w.loop, &w.sigterm);
+    uv_timer_init(w.loop, &w.stats);
+    w.sigint.data = w.sigterm.data = w.stats.data = &w;
+    uv_signal_start(&w.sigint, on_signal, SIGINT);
+    uv_signal_start(&w.sigterm, on_signal, SIGTERM);
+    uv_timer_start(&w.stats, on_stats, 10000, 10000);
+    if (worker_control_start(&w, err) < 0) {
+        fprintf(stderr, "gridmill-worker: %s\n", err);
+        worker_finish(&w, 1);
+    }
+    uv_run(w.loop, UV_RUN_DEFAULT);
+    uv_loop_close(w.loop);
+    zmq_ctx_term(w.zctx);
+    gm_msg_destroy(&w.held);
+    gm_msg_destroy(&w.unsent);
+    gm_applier_destroy(&w.applier);
+    gm_job_clear(&w.job);
+    return w.exit_code;
+}

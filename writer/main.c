@@ -1,0 +1,181 @@
+/* main.c -- gridmill-writer: fetches the job, creates the outputs and writes every result into them. */
+#include <cpl_string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_log.h"
+#include "gm_wire.h"
+#include "writer.h"
+
+static const char usage[] =
+    "Usage: gridmill-writer [options] --out DIR\n"
+    "Fetches the job from a gridmill-reader, pulls results from workers and writes the output rasters;\n"
+    "the only process that opens them. Outputs keep a .part name until every block is written.\n"
+    "\n"
+    "  --out DIR             output folder (created if missing)\n"
+    "  --connect EP          the reader's control endpoint (tcp://127.0.0.1:5555)\n"
+    "  --bind EP             result endpoint to bind, PULL from workers (tcp://127.0.0.1:5558)\n"
+    "  -of FORMAT            GDAL driver of the outputs (GTiff)\n"
+    "  -co KEY=VALUE         creation option, repeatable (GTiff default: TILED=YES, tile size of the job)\n"
+    "  -q, --quiet           errors only\n"
+    "  --verbose             debug messages\n"
+    "  --log-file FILE       also append log lines to FILE\n"
+    "  --config KEY VALUE    set a GDAL configuration option\n"
+    "  --help, --version\n";
+
+int writer_options_parse(int argc, char **argv, writer_options_t *o, char *err) {
+    memset(o, 0, sizeof *o);
+    o->connect_ep = "tcp://127.0.0.1:5555";
+    o->bind_ep = "tcp://127.0.0.1:5558";
+    o->format = "GTiff";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int rc = gm_cli_common(argc, argv, &i, &o->common, err);
+        if (rc < 0) return -1;
+        if (rc > 0) continue;
+        if (!strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            gm_cli_print_version("gridmill-writer");
+            return 1;
+        }
+        if (a[0] != '-') return gm_err(err, "unexpected argument \"%s\" (see --help)", a);
+        if (!(v = gm_cli_value(argc, argv, &i, err))) return -1;
+        if (!strcmp(a, "--connect")) o->connect_ep = v;
+        else if (!strcmp(a, "--bind")) o->bind_ep = v;
+        else if (!strcmp(a, "--out")) o->out_dir = v;
+        else if (!strcmp(a, "-of")) o->format = v;
+        else if (!strcmp(a, "-co")) {
+            if (!strchr(v, '=')) return gm_err(err, "option -co: \"%s\" is not KEY=VALUE", v);
+            o->create_options = CSLAddString(o->create_options, v);
+        } else return gm_err(err, "unknown option %s (see --help)", a);
+    }
+    if (!o->out_dir) return gm_err(err, "no output folder given (--out DIR)");
+    return 0;
+}
+
+void writer_finish(writer_t *wr, int code) {
+    if (wr->finished) return;
+    wr->finished = 1;
+    wr->exit_code = code;
+    gm_sock_destroy(&wr->control, 0);
+    gm_sock_destroy(&wr->results, 0);
+    gm_sock_destroy(&wr->acks, code == 0 ? 1000 : 0); /* let the last acks and "done" reach the reader */
+    uv_signal_stop(&wr->sigint);
+    uv_signal_stop(&wr->sigterm);
+    uv_timer_stop(&wr->stats);
+    uv_close((uv_handle_t *)&wr->sigint, NULL);
+    uv_close((uv_handle_t *)&wr->sigterm, NULL);
+    uv_close((uv_handle_t *)&wr->stats, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    writer_t *wr = h->data;
+    gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u strips written; stopping", signum, wr->next_strip,
+           wr->nstrips);
+    writer_finish(wr, 128 + signum);
+}
+
+static void on_stats(uv_timer_t *h) {
+    writer_t *wr = h->data;
+    gm_log(GM_LOG_INFO, "blocks: %llu of %u received; strips: %u of %u written", (unsigned long long)wr->received,
+           wr->nblocks, wr->next_strip, wr->nstrips);
+}
+
+static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
+    (void)sock;
+    writer_t *wr = arg;
+    char err[GM_ERR_LEN];
+    uint32_t version;
+    gm_msg_kind_t kind;
+    if (wr->have_job) {
+        gm_log(GM_LOG_WARN, "control: dropped an unexpected reply");
+    } else if (msg->nframes < 1 || gm_wire_peek(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &version, &kind, err) < 0) {
+        gm_log(GM_LOG_ERROR, "control: the reader sent a malformed reply: %s", msg->nframes ? err : "no frames");
+        writer_finish(wr, 1);
+    } else if (kind != GM_MSG_JOB) {
+        gm_header_t h;
+        if (kind == GM_MSG_ERROR && gm_wire_decode(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &h, err) == 0)
+            snprintf(err, sizeof err, "%s", h.text);
+        else snprintf(err, sizeof err, "a \"%s\" reply", gm_msg_kind_name(kind));
+        gm_log(GM_LOG_ERROR, "control: the reader refused: %s", err);
+        writer_finish(wr, 1);
+    } else if (gm_job_from_msg(msg, &wr->job, err) < 0) {
+        gm_log(GM_LOG_ERROR, "control: cannot use the job: %s", err);
+        writer_finish(wr, 1);
+    } else if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0) {
+        gm_log(GM_LOG_ERROR, "%s", err);
+        writer_finish(wr, 1);
+    } else {
+        wr->have_job = 1;
+        gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
+               wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
+    }
+    gm_msg_destroy(&msg);
+}
+
+/* Binds the result socket (read once the job is known) and asks the reader for the job. */
+static int start(writer_t *wr, char *err) {
+    wr->results = gm_sock_new(wr->loop, wr->zctx, ZMQ_PULL, "results", err);
+    wr->control = gm_sock_new(wr->loop, wr->zctx, ZMQ_DEALER, "control", err);
+    if (!wr->results || !wr->control) return -1;
+    gm_sock_set_hwm(wr->results, 0, 8);
+    gm_sock_set_maxmsgsize(wr->results, (int64_t)1 << 31);
+    if (gm_sock_bind(wr->results, wr->opt.bind_ep, err) < 0) return -1;
+    if (gm_sock_connect(wr->control, wr->opt.connect_ep, err) < 0) return -1;
+    if (gm_sock_start(wr->control, on_control, NULL, wr, err) < 0) return -1;
+    gm_msg_t *hello = gm_job_hello_msg("writer");
+    if (!hello) return gm_err(err, "out of memory");
+    int rc = gm_sock_send(wr->control, &hello, err);
+    gm_msg_destroy(&hello);
+    return rc < 0 ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+    char err[GM_ERR_LEN];
+    writer_t wr;
+    memset(&wr, 0, sizeof wr);
+    int rc = writer_options_parse(argc, argv, &wr.opt, err);
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "gridmill-writer: %s\n", err);
+        CSLDestroy(wr.opt.create_options);
+        return rc < 0 ? 2 : 0;
+    }
+    if (gm_cli_setup("gridmill-writer", &wr.opt.common, err) < 0) {
+        fprintf(stderr, "gridmill-writer: %s\n", err);
+        CSLDestroy(wr.opt.create_options);
+        return 1;
+    }
+    wr.delay_ms = gm_cli_debug_delay_ms();
+    wr.loop = uv_default_loop();
+    wr.zctx = zmq_ctx_new();
+    uv_signal_init(wr.loop, &wr.sigint);
+    uv_signal_init(wr.loop, &wr.sigterm);
+    uv_timer_init(wr.loop, &wr.stats);
+    wr.sigint.data = wr.sigterm.data = wr.stats.data = &wr;
+    uv_signal_start(&wr.sigint, on_signal, SIGINT);
+    uv_signal_start(&wr.sigterm, on_signal, SIGTERM);
+    uv_timer_start(&wr.stats, on_stats, 10000, 10000);
+    if (start(&wr, err) < 0) {
+        fprintf(stderr, "gridmill-writer: %s\n", err);
+        writer_finish(&wr, 1);
+    }
+    uv_run(wr.loop, UV_RUN_DEFAULT);
+    uv_loop_close(wr.loop);
+    zmq_ctx_term(wr.zctx);
+    if (wr.exit_code != 0) writer_outputs_abandon(&wr.outs);
+    for (uint32_t i = 0; wr.strips && i < wr.nstrips; i++)
+        if (wr.strips[i]) {
+            for (uint32_t k = 0; k < wr.job.noutputs; k++) free(wr.strips[i]->buf[k]);
+            free(wr.strips[i]);
+        }
+    for (uint32_t i = 0; i < wr.nack_queue; i++) gm_msg_destroy(&wr.ack_queue[i]);
+    free(wr.strips);
+    free(wr.seen);
+    gm_job_clear(&wr.job);
+    CSLDestroy(wr.opt.create_options);
+    return wr.exit_code;
+}

@@ -1,0 +1,76 @@
+/* writer.h -- gridmill-writer's parts: options, output datasets, strip assembly and acks. */
+#ifndef WRITER_H
+#define WRITER_H
+
+#include <gdal.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gm_cli.h"
+#include "gm_job.h"
+#include "gm_sock.h"
+
+/* The writer's options, built from argv. */
+typedef struct {
+    gm_cli_common_t common;
+    const char *connect_ep;  /* --connect: the reader's control endpoint */
+    const char *bind_ep;     /* --bind: where workers push results */
+    const char *out_dir;     /* --out */
+    const char *format;      /* -of: GDAL driver (GTiff) */
+    char **create_options;   /* -co KEY=VALUE, a CSL list */
+} writer_options_t;
+
+/* The output datasets of a job, open under temporary names until complete. */
+typedef struct {
+    uint32_t n;
+    GDALDatasetH ds[GM_JOB_MAX_OUTPUTS];
+    char *tmp_path[GM_JOB_MAX_OUTPUTS];
+    char *final_path[GM_JOB_MAX_OUTPUTS];
+} writer_outputs_t;
+
+/* One strip of output rows being assembled: rows [y0, y0 + rows) of every output, band-sequential. */
+typedef struct {
+    uint32_t index, y0, rows;
+    uint64_t filled;                  /* pixels received so far */
+    void *buf[GM_JOB_MAX_OUTPUTS];    /* bands x rows x xsize samples per output */
+} strip_t;
+
+typedef struct {
+    writer_options_t opt;
+    uv_loop_t *loop;
+    void *zctx;
+    gm_sock_t *control, *results, *acks;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t stats;
+    gm_job_t job;
+    int have_job;
+    writer_outputs_t outs;
+    uint32_t nblocks, nstrips;
+    uint8_t *seen;                    /* 1 once a block's result has been taken */
+    strip_t **strips;                 /* strips being assembled, by index */
+    uint32_t next_strip;              /* lowest strip not yet written */
+    uint32_t acked_block_rows;        /* block rows acked to the reader so far */
+    int writing;                      /* a strip or the final close runs in the thread pool */
+    gm_msg_t *ack_queue[64];          /* acks the reader could not take yet */
+    uint32_t nack_queue;
+    unsigned delay_ms;
+    uint64_t received, duplicates, dropped;
+    int finished, exit_code;
+} writer_t;
+
+/* Parses argv into 'opt'. Returns 0, 1 when --help or --version was served, or -1 with 'err'. */
+int writer_options_parse(int argc, char **argv, writer_options_t *opt, char *err);
+/* Creates every output of the job in the output folder under temporary names. Returns 0, or -1 with 'err'. */
+int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err);
+/* Writes strip 's' of every output and flushes it. Returns 0, or -1 with 'err'. Runs off the loop. */
+int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err);
+/* Closes every output and renames it to its final name. Returns 0, or -1 with 'err'. Runs off the loop. */
+int writer_outputs_finish(writer_outputs_t *outs, char *err);
+/* Closes and deletes whatever is still open under a temporary name (an interrupted run). */
+void writer_outputs_abandon(writer_outputs_t *outs);
+/* Binds the result socket, connects acks, and assembles strips from now on. Returns 0, or -1 with 'err'. */
+int writer_strips_start(writer_t *wr, char *err);
+/* Stops the writer with exit status 'code'. */
+void writer_finish(writer_t *wr, int code);
+
+#endif

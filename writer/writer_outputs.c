@@ -1,0 +1,148 @@
+/* writer_outputs.c -- the output datasets: created under temporary names, written strip by strip, renamed when complete. */
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gm_gdal.h"
+#include "gm_log.h"
+#include "writer.h"
+
+/* Maps a wire sample type to GDAL's. */
+static GDALDataType gdal_type(gm_dtype_t dt) {
+    switch (dt) {
+    case GM_DT_U8: return GDT_Byte;
+    case GM_DT_U16: return GDT_UInt16;
+    case GM_DT_I16: return GDT_Int16;
+    case GM_DT_U32: return GDT_UInt32;
+    case GM_DT_I32: return GDT_Int32;
+    case GM_DT_F32: return GDT_Float32;
+    case GM_DT_F64: return GDT_Float64;
+    default: return GDT_Unknown;
+    }
+}
+
+/* Checks that the output folder exists (creating it if its parent does) and is writable. */
+static int check_dir(const char *dir, char *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0777) != 0) return gm_err(err, "%s: cannot create the output folder: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return gm_err(err, "%s: output path is not a folder", dir);
+    }
+    if (access(dir, W_OK | X_OK) != 0) return gm_err(err, "%s: output folder is not writable", dir);
+    return 0;
+}
+
+/* Builds the creation options: tiled on the job's tile for GTiff, then the user's -co on top. */
+static char **creation_options(const writer_options_t *opt, const gm_job_t *job, int gtiff) {
+    char **co = NULL, tile[16];
+    if (gtiff) {
+        snprintf(tile, sizeof tile, "%u", job->tile);
+        co = CSLSetNameValue(co, "TILED", "YES");
+        co = CSLSetNameValue(co, "BLOCKXSIZE", tile);
+        co = CSLSetNameValue(co, "BLOCKYSIZE", tile);
+        co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+    }
+    for (char **p = opt->create_options; p && *p; p++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(*p, &key);
+        if (key && val) co = CSLSetNameValue(co, key, val);
+        CPLFree(key);
+    }
+    return co;
+}
+
+int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err) {
+    gm_gdal_init();
+    memset(outs, 0, sizeof *outs);
+    if (check_dir(opt->out_dir, err) < 0) return -1;
+    GDALDriverH drv = GDALGetDriverByName(opt->format);
+    if (!drv) return gm_err(err, "-of %s: no such GDAL driver", opt->format);
+    if (!GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL))
+        return gm_err(err, "-of %s: the driver cannot create files block by block", opt->format);
+    const char *ext = GDALGetMetadataItem(drv, GDAL_DMD_EXTENSION, NULL);
+    int gtiff = !strcmp(opt->format, "GTiff");
+    char **co = creation_options(opt, job, gtiff);
+    for (uint32_t i = 0; i < job->noutputs; i++) {
+        const gm_output_t *o = &job->outputs[i];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
+        outs->final_path[i] = strdup(path);
+        snprintf(path, sizeof path, "%s/%s.part%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
+        outs->tmp_path[i] = strdup(path);
+        outs->n = i + 1;
+        CPLErrorReset();
+        GDALDatasetH ds = GDALCreate(drv, outs->tmp_path[i], (int)job->xsize, (int)job->ysize, (int)o->bands,
+                                     gdal_type(o->dtype), co);
+        if (!ds) {
+            gm_err(err, "%s: cannot create: %s", outs->tmp_path[i], gm_gdal_last_error());
+            CSLDestroy(co);
+            return -1;
+        }
+        outs->ds[i] = ds;
+        GDALSetGeoTransform(ds, (double *)job->gt);
+        if (job->crs && *job->crs) GDALSetProjection(ds, job->crs);
+        for (uint32_t b = 1; b <= o->bands; b++) {
+            GDALRasterBandH band = GDALGetRasterBand(ds, (int)b);
+            GDALSetRasterNoDataValue(band, o->nodata);
+            char desc[48];
+            if (!strcmp(o->name, "probability")) snprintf(desc, sizeof desc, "class %u", b - 1);
+            else snprintf(desc, sizeof desc, "%s", o->name);
+            GDALSetDescription(band, desc);
+        }
+    }
+    CSLDestroy(co);
+    return 0;
+}
+
+int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err) {
+    for (uint32_t i = 0; i < outs->n; i++) {
+        const gm_output_t *o = &job->outputs[i];
+        CPLErrorReset();
+        CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, 0, (int)s->y0, (int)job->xsize, (int)s->rows, s->buf[i],
+                                       (int)job->xsize, (int)s->rows, gdal_type(o->dtype), (int)o->bands, NULL, 0, 0, 0);
+        if (e == CE_None) GDALFlushCache(outs->ds[i]);
+        if (e != CE_None || CPLGetLastErrorType() >= CE_Failure)
+            return gm_err(err, "%s: cannot write rows %u-%u: %s", outs->tmp_path[i], s->y0, s->y0 + s->rows - 1,
+                          gm_gdal_last_error());
+    }
+    return 0;
+}
+
+int writer_outputs_finish(writer_outputs_t *outs, char *err) {
+    for (uint32_t i = 0; i < outs->n; i++) {
+        CPLErrorReset();
+        GDALClose(outs->ds[i]);
+        outs->ds[i] = NULL;
+        if (CPLGetLastErrorType() >= CE_Failure)
+            return gm_err(err, "%s: cannot complete: %s", outs->tmp_path[i], gm_gdal_last_error());
+    }
+    for (uint32_t i = 0; i < outs->n; i++)
+        if (rename(outs->tmp_path[i], outs->final_path[i]) != 0)
+            return gm_err(err, "%s: cannot rename to %s: %s", outs->tmp_path[i], outs->final_path[i], strerror(errno));
+    for (uint32_t i = 0; i < outs->n; i++) {
+        free(outs->tmp_path[i]);
+        free(outs->final_path[i]);
+        outs->tmp_path[i] = outs->final_path[i] = NULL;
+    }
+    outs->n = 0;
+    return 0;
+}
+
+void writer_outputs_abandon(writer_outputs_t *outs) {
+    for (uint32_t i = 0; i < outs->n; i++) {
+        if (outs->ds[i]) GDALClose(outs->ds[i]);
+        outs->ds[i] = NULL;
+        if (outs->tmp_path[i]) unlink(outs->tmp_path[i]);
+        free(outs->tmp_path[i]);
+        free(outs->final_path[i]);
+        outs->tmp_path[i] = outs->final_path[i] = NULL;
+    }
+    outs->n = 0;
+}
