@@ -114,7 +114,10 @@ int gm_job_compute_id(gm_job_t *job, char *err) {
     if (rc < 0) return -1;
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, buf, len);
     free(buf);
-    for (uint32_t i = 0; i < job->nmodels; i++) h = fnv1a(h, job->models[i].bytes, job->models[i].size);
+    for (uint32_t i = 0; i < job->nmodels; i++) {
+        if (!job->models[i].bytes) return gm_err(err, "model %u has no bytes attached", i);
+        h = fnv1a(h, job->models[i].bytes, job->models[i].size);
+    }
     job->id = h ? h : 1;
     return 0;
 }
@@ -123,6 +126,9 @@ static void pack_key(msgpack_packer *pk, const char *key) { gm_mpack_pack_cstr(p
 
 int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     if (job->noutputs == 0 || job->noutputs > GM_JOB_MAX_OUTPUTS) return gm_err(err, "job has no outputs planned");
+    for (uint32_t i = 0; i < job->noutputs; i++)
+        if (!gm_dtype_name(job->outputs[i].dtype))
+            return gm_err(err, "job output \"%s\" has no sample type", job->outputs[i].name);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -196,10 +202,15 @@ static int decode_outputs(const msgpack_object *m, gm_job_t *job, char *err) {
         if (gm_mpack_str(o, "name", out->name, sizeof out->name, err) < 0) return -1;
         for (const char *c = out->name; *c; c++)
             if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
-                return gm_err(err, "job output name \"%s\" may hold only letters, digits, '_' and '-'", out->name);
+                { char shown[32]; return gm_err(err, "job output name \"%s\" may hold only letters, digits, '_' and '-'",
+                                                gm_mpack_printable(out->name, strlen(out->name), shown, sizeof shown)); }
         if (!out->name[0]) return gm_err(err, "job output %u has an empty name", i);
         if (gm_mpack_str(o, "dt", dt, sizeof dt, err) < 0) return -1;
-        if (gm_dtype_parse(dt, strlen(dt), &out->dtype) < 0) return gm_err(err, "job output \"%s\" has unknown type \"%s\"", out->name, dt);
+        if (gm_dtype_parse(dt, strlen(dt), &out->dtype) < 0) {
+            char shown[8];
+            return gm_err(err, "job output \"%s\" has unknown type \"%s\"", out->name,
+                          gm_mpack_printable(dt, strlen(dt), shown, sizeof shown));
+        }
         if (get_range(o, "n", 1, GM_WIRE_MAX_BANDS, &out->bands, err) < 0) return -1;
         if (gm_mpack_double(o, "nodata", &out->nodata, err) < 0) return -1;
     }
@@ -220,6 +231,9 @@ static int decode_models(const msgpack_object *m, gm_job_t *job, char *err) {
         uint64_t size;
         if (o->type != MSGPACK_OBJECT_MAP) return gm_err(err, "job model %u is not a map", i);
         if (gm_mpack_str(o, "format", job->models[i].format, sizeof job->models[i].format, err) < 0) return -1;
+        const char *f = job->models[i].format;
+        if (strcmp(f, "json") && strcmp(f, "ubj") && strcmp(f, "bin"))
+            return gm_err(err, "job model %u format is not json, ubj or bin", i);
         if (gm_mpack_uint(o, "size", MODEL_MAX, &size, err) < 0) return -1;
         if (size == 0) return gm_err(err, "job model %u is empty", i);
         job->models[i].size = (size_t)size;
@@ -246,10 +260,11 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
         { gm_err(err, "job key \"gt\" is not an array of 6 numbers"); goto out; }
     for (int i = 0; i < 6; i++) {
         const msgpack_object *v = &gt->via.array.ptr[i];
-        if (v->type != MSGPACK_OBJECT_FLOAT64 && v->type != MSGPACK_OBJECT_FLOAT32)
-            { gm_err(err, "job key \"gt\" item %d is not a float", i); goto out; }
-        if (!isfinite(v->via.f64)) { gm_err(err, "job key \"gt\" item %d is not finite", i); goto out; }
-        job->gt[i] = v->via.f64;
+        if (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32) job->gt[i] = v->via.f64;
+        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) job->gt[i] = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) job->gt[i] = (double)v->via.i64;
+        else { gm_err(err, "job key \"gt\" item %d is not a number", i); goto out; }
+        if (!isfinite(job->gt[i])) { gm_err(err, "job key \"gt\" item %d is not finite", i); goto out; }
     }
     job->crs = malloc(CRS_MAX);
     if (!job->crs) { gm_err(err, "out of memory"); goto out; }

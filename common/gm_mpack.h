@@ -19,6 +19,13 @@ int gm_mpack_bool(const msgpack_object *map, const char *key, int *out, char *er
 /* Unpacks exactly one msgpack map from 'buf' (no trailing bytes) into 'res', which the caller frees
  * with msgpack_unpacked_destroy even on failure. Returns 0, or -1 with 'err'. */
 int gm_mpack_unpack_map(const void *buf, size_t len, size_t max_len, msgpack_unpacked *res, char *err);
+/* Walks the msgpack bytes of one object without allocating, checking that every array, map, string and
+ * binary length fits in the bytes left and that nesting stays within 32 levels, so a few hostile bytes
+ * cannot make the unpacker allocate gigabytes. Returns 0, or -1 with 'err'. */
+int gm_mpack_check(const void *buf, size_t len, char *err);
+/* Copies at most n bytes of 's' into 'out' (cap bytes, NUL-terminated), turning bytes that are not
+ * printable ASCII into '?', so peer text cannot break a one-line log message. Returns 'out'. */
+const char *gm_mpack_printable(const char *s, size_t n, char *out, size_t cap);
 /* Packs a NUL-terminated string. */
 void gm_mpack_pack_cstr(msgpack_packer *pk, const char *s);
 

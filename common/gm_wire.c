@@ -41,8 +41,9 @@ static int parse_kind(const msgpack_object *map, gm_msg_kind_t *kind, char *err)
             return 0;
         }
     }
-    return gm_err(err, "header key \"t\" names an unknown message kind \"%.*s\"", (int)(t->via.str.size > 32 ? 32 : t->via.str.size),
-                  t->via.str.ptr);
+    char shown[33];
+    return gm_err(err, "header key \"t\" names an unknown message kind \"%s\"",
+                  gm_mpack_printable(t->via.str.ptr, t->via.str.size, shown, sizeof shown));
 }
 
 /* Checks the protocol version of a header map. Returns 0, or -1 with 'err'. */
@@ -84,7 +85,8 @@ static int decode_block(const msgpack_object *m, gm_header_t *h, char *err) {
     if (get_u32(m, "y", INT32_MAX, &h->y, err) < 0) return -1;
     if (get_u32(m, "w", GM_WIRE_MAX_BLOCK, &h->w, err) < 0) return -1;
     if (get_u32(m, "h", GM_WIRE_MAX_BLOCK, &h->h, err) < 0) return -1;
-    if (h->w == 0 || h->h == 0) return gm_err(err, "header block size %ux%u is empty", h->w, h->h);
+    if (h->w == 0) return gm_err(err, "header key \"w\" is 0: a block cannot be empty");
+    if (h->h == 0) return gm_err(err, "header key \"h\" is 0: a block cannot be empty");
     return 0;
 }
 
@@ -100,7 +102,7 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
     case GM_MSG_HELLO:
         if (gm_mpack_str(m, "role", h->role, sizeof h->role, err) < 0) goto out;
         if (strcmp(h->role, "worker") != 0 && strcmp(h->role, "writer") != 0)
-            { gm_err(err, "header key \"role\" is \"%s\", not \"worker\" or \"writer\"", h->role); goto out; }
+            { char shown[17]; gm_err(err, "header key \"role\" is \"%s\", not \"worker\" or \"writer\"", gm_mpack_printable(h->role, strlen(h->role), shown, sizeof shown)); goto out; }
         break;
     case GM_MSG_JOB: break; /* decoded by gm_job_decode */
     case GM_MSG_TASK: {
@@ -110,7 +112,7 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
         if (h->bands == 0) { gm_err(err, "header key \"n\" is 0: a task needs at least one band"); goto out; }
         if (gm_mpack_str(m, "dt", dt, sizeof dt, err) < 0) goto out;
         if (gm_dtype_parse(dt, strlen(dt), &h->dtype) < 0 || h->dtype != GM_DT_F32)
-            { gm_err(err, "header key \"dt\" is \"%s\"; tasks carry \"f32\"", dt); goto out; }
+            { char shown[8]; gm_err(err, "header key \"dt\" is \"%s\"; tasks carry \"f32\"", gm_mpack_printable(dt, strlen(dt), shown, sizeof shown)); goto out; }
         break;
     }
     case GM_MSG_RESULT:
