@@ -30,7 +30,7 @@ LIB    := $(BUILD)/libgridmill.a
 BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-writer
 UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit integration demo clean asan bench
+.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench
 all: $(BINS)
 
 deps:
@@ -55,10 +55,28 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-# test: unit tests (cmocka), then the integration tests against python3-gdal / python3-xgboost oracles.
+# test: unit tests (cmocka) natively and under valgrind, the integration tests against python3-gdal /
+# python3-xgboost oracles, then the core integration tests again with the stages built with ASan/UBSan.
 test: deps
 	$(MAKE) WERROR=1 all units
-	$(MAKE) unit integration
+	$(MAKE) unit valgrind integration asan-integration
+
+valgrind: units
+	@set -e; for t in $(UNITS); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done
+
+# The stages write sanitizer reports into build-asan/reports/; any report fails the target.
+asan-integration:
+	$(MAKE) asan
+	@rm -rf build-asan/reports && mkdir -p build-asan/reports
+	@set -e; for t in $(patsubst $(BUILD)/%,build-asan/%,$(UNITS)); do echo "== asan $$t"; $$t >/dev/null; done
+	@ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/build-asan/reports/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/build-asan/reports/ubsan \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  PYTHON=$(PYTHON) BUILD=build-asan tests/run-integration predict_oracle identical bad_input
+	@if ls build-asan/reports/* >/dev/null 2>&1; then cat build-asan/reports/*; \
+	  echo "asan-integration: sanitizer reports above"; exit 1; fi
+	@echo "asan-integration: no sanitizer report"
 
 units: $(UNITS)
 

@@ -32,7 +32,7 @@ const char *gm_gdal_last_error(void) {
 GDALDatasetH gm_gdal_open_raster(const char *path, char *err) {
     gm_gdal_init();
     CPLErrorReset();
-    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
     if (!ds) {
         struct stat st;
         if (strncmp(path, "/vsi", 4) != 0 && strchr(path, ':') == NULL && stat(path, &st) != 0)

@@ -35,7 +35,7 @@ static int install_job(worker_t *w, gm_msg_t *msg, char *err) {
     }
     w->applier = applier;
     w->have_job = 1;
-    gm_log(GM_LOG_INFO, "job %016llx: %s, %u bands, %u blocks; model %s of %zu bytes", (unsigned long long)w->job.id,
+    gm_log(GM_LOG_DEBUG, "job %016llx: %s, %u bands, %u blocks; model %s of %zu bytes", (unsigned long long)w->job.id,
            w->job.objective, w->job.nbands, gm_job_nblocks(&w->job), w->job.models[0].format, w->job.models[0].size);
     return 0;
 }

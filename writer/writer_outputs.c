@@ -74,7 +74,7 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
         char path[4096];
         snprintf(path, sizeof path, "%s/%s%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
         outs->final_path[i] = strdup(path);
-        snprintf(path, sizeof path, "%s/%s.part%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
+        snprintf(path, sizeof path, "%s.part", outs->final_path[i]);
         outs->tmp_path[i] = strdup(path);
         outs->n = i + 1;
         CPLErrorReset();

@@ -1,0 +1,197 @@
+# lib.sh -- helpers shared by the gridmill integration tests; tests source it, nobody runs it.
+#
+# A test is run as `test_x.sh [DIR]` (or with TMPDIR_TEST=DIR): DIR is its own fresh temporary folder.
+# Without one it makes its own and removes it at exit. Sourcing this file sets:
+#   GM_ROOT GM_BUILD GRIDMILL GM_ORACLES PYTHON  repo root, stage binaries, supervisor, oracles, interpreter
+#   T GM_LOGS                                    the test's folder and its logs/ subfolder
+#   GRIDMILL_BIN                                 exported: the supervisor takes the stages from $BUILD
+#   GM_TEST_TAG                                  exported: every process the test starts inherits it, so the
+#                                                test tells its own gridmill-* processes from anyone else's
+# and installs an EXIT trap that kills whatever the test started. Tests run one at a time.
+# shellcheck shell=bash
+
+GM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PYTHON=${PYTHON:-/usr/bin/python3}
+BUILD=${BUILD:-build}
+case $BUILD in
+  /*) GM_BUILD=$BUILD ;;
+  *) GM_BUILD=$GM_ROOT/$BUILD ;;
+esac
+export PYTHON
+export BUILD=$GM_BUILD
+export GRIDMILL_BIN=$GM_BUILD  # the supervisor runs the stages found here
+GRIDMILL=$GM_ROOT/scripts/gridmill
+GM_ORACLES=$GM_ROOT/tests/oracles
+GM_STAGES=(gridmill-reader gridmill-worker gridmill-writer)
+GM_RUN_TIMEOUT=${GM_RUN_TIMEOUT:-120}  # seconds one gridmill run may take before it counts as hung
+GM_TEST_NAME=$(basename "$0" .sh)
+GM_RC=0
+GM_BG_PIDS=()
+
+T=${1:-${TMPDIR_TEST:-}}
+GM_OWN_TMP=0
+if [ -z "$T" ]; then
+  T=$(mktemp -d "${TMPDIR:-/tmp}/$GM_TEST_NAME.XXXXXX")
+  GM_OWN_TMP=1
+fi
+mkdir -p "$T"
+T=$(cd "$T" && pwd)
+GM_LOGS=$T/logs
+mkdir -p "$GM_LOGS"
+GM_TEST_TAG=gmtest-$$-$RANDOM$RANDOM
+export GM_TEST_TAG
+
+# Prints what the test checks next.
+check() { echo "-- $*"; }
+# Prints a passed check.
+ok() { echo "   ok: $*"; }
+# Prints the failed check and why, then exits 1.
+fail() {
+  echo "FAIL: $GM_TEST_NAME: $*" >&2
+  exit 1
+}
+
+# Prints the pids of live processes named $1 (exact name) that this test started, found by GM_TEST_TAG
+# in their environment. Zombies have no environment left and so never count.
+gm_tagged_pids() {
+  local pid
+  for pid in $(pgrep -x "$1" || true); do
+    if grep -qzx "GM_TEST_TAG=$GM_TEST_TAG" "/proc/$pid/environ" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
+}
+
+# Prints the pids of every live gridmill stage this test started.
+gm_stage_pids() {
+  local s
+  for s in "${GM_STAGES[@]}"; do gm_tagged_pids "$s"; done
+}
+
+# Returns 0 while process $1 exists and is not a zombie.
+gm_alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || echo Z)
+  [ "$state" != Z ]
+}
+
+# Waits up to $2 seconds for process $1 to end. Returns 0 if it ended, 1 if it is still there.
+gm_wait_gone() {
+  local pid=$1 deadline
+  deadline=$(( $(date +%s%N) + $(awk -v s="$2" 'BEGIN { printf "%d", s * 1e9 }') ))
+  while gm_alive "$pid"; do
+    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+  return 0
+}
+
+# Fails, naming $1 (the situation), if any gridmill-reader/worker/writer this test started is still running.
+assert_no_stages() {
+  local left
+  left=$(gm_stage_pids | paste -sd, -)
+  if [ -n "$left" ]; then
+    ps -o pid,ppid,stat,etime,args -p "$left" >&2 || true
+    fail "$1: gridmill processes left running: $left"
+  fi
+  local others s pid
+  others=$(for s in "${GM_STAGES[@]}"; do pgrep -x "$s" || true; done |
+    while read -r pid; do if gm_alive "$pid"; then echo "$pid"; fi; done | paste -sd' ' -)
+  [ -z "$others" ] || echo "   note: gridmill processes not started by this test are running: $others"
+  ok "$1: no gridmill-reader/worker/writer left"
+}
+
+# Fails unless the supervisor and the three stage binaries exist.
+gm_require_build() {
+  [ -x "$GRIDMILL" ] || fail "supervisor $GRIDMILL missing or not executable"
+  local s
+  for s in "${GM_STAGES[@]}"; do
+    [ -x "$GM_BUILD/$s" ] || fail "$GM_BUILD/$s not built (make all)"
+  done
+}
+
+# make_data DIR [make_data.py options]: generates the covariates and models into DIR.
+make_data() {
+  local dir=$1
+  shift
+  "$PYTHON" "$GM_ORACLES/make_data.py" "$dir" "$@" >"$GM_LOGS/make_data.log" 2>&1 ||
+    fail "make_data.py $dir $*: $(tail -n 5 "$GM_LOGS/make_data.log")"
+}
+
+# run_gridmill NAME ARGS...: runs `scripts/gridmill ARGS...`, bounded by GM_RUN_TIMEOUT seconds, with stdout and
+# stderr in $GM_LOGS/NAME.out and NAME.err. Sets GM_RC to its exit status (124 if it timed out); never fails.
+run_gridmill() {
+  local name=$1
+  shift
+  local shown="$*"
+  echo "   \$ gridmill ${shown//$T/\$T}"
+  set +e
+  timeout -k 5 "$GM_RUN_TIMEOUT" "$GRIDMILL" "$@" >"$GM_LOGS/$name.out" 2>"$GM_LOGS/$name.err"
+  GM_RC=$?
+  set -e
+}
+
+# Prints the last lines of run NAME's stderr, indented.
+gm_stderr_tail() { tail -n "${2:-15}" "$GM_LOGS/$1.err" | sed 's/^/   | /'; }
+
+# Fails unless run NAME (the last run_gridmill) exited 0.
+expect_success() {
+  if [ "$GM_RC" -ne 0 ]; then
+    gm_stderr_tail "$1" >&2
+    [ "$GM_RC" -ne 124 ] || fail "$1: gridmill did not finish within ${GM_RUN_TIMEOUT}s"
+    fail "$1: gridmill exited $GM_RC"
+  fi
+  ok "$1: exit 0"
+}
+
+# Fails unless run NAME (the last run_gridmill) exited non-zero without timing out.
+expect_failure() {
+  [ "$GM_RC" -ne 124 ] || fail "$1: gridmill hung (killed after ${GM_RUN_TIMEOUT}s) instead of failing"
+  if [ "$GM_RC" -eq 0 ]; then
+    gm_stderr_tail "$1" >&2
+    fail "$1: gridmill exited 0, expected a failure"
+  fi
+  ok "$1: exit $GM_RC"
+}
+
+# expect_stderr NAME PATTERN WHAT: fails unless run NAME's stderr has a line matching the extended regex.
+expect_stderr() {
+  if ! grep -Eq -- "$2" "$GM_LOGS/$1.err"; then
+    gm_stderr_tail "$1" >&2
+    fail "$1: stderr does not mention $3 (/$2/)"
+  fi
+  ok "$1: stderr mentions $3: $(grep -E -m1 -- "$2" "$GM_LOGS/$1.err" | cut -c1-160)"
+}
+
+# expect_no_final_outputs NAME DIR: fails if DIR holds an output under its final name.
+expect_no_final_outputs() {
+  local f found=()
+  for f in prediction.tif class.tif probability.tif; do
+    [ ! -e "$2/$f" ] || found+=("$f")
+  done
+  [ ${#found[@]} -eq 0 ] || fail "$1: final outputs exist after a failed run: ${found[*]}"
+  local rest
+  rest=$(find "$2" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null || true)
+  ok "$1: no final output in DIR${rest:+ (left: $rest)}"
+}
+
+# Kills every process this test started that is still running; runs at exit.
+gm_cleanup() {
+  local rc=$? pid
+  for pid in "${GM_BG_PIDS[@]}"; do
+    if gm_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  for pid in $(gm_stage_pids); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ "$GM_OWN_TMP" = 1 ] && [ "$rc" -eq 0 ]; then
+    rm -rf "$T"
+  elif [ "$rc" -ne 0 ]; then
+    echo "   (logs and data kept in $T)" >&2
+  fi
+  return "$rc"
+}
+trap gm_cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
