@@ -11,38 +11,47 @@
 
 typedef enum { OUT_REGRESSION, OUT_SOFTPROB, OUT_SOFTMAX, OUT_LOGISTIC, OUT_LOGITRAW, OUT_HINGE } transform_t;
 
+#define CHUNK 16384 /* valid pixels summarised at a time: bounds the per-model scratch space */
+
 struct gm_applier {
     const gm_job_t *job;
-    gm_model_t *model;
-    transform_t transform;
+    uint32_t nmodels;
+    gm_model_t **models;
+    transform_t *transform; /* per model */
     float *rows;       /* valid pixels, nbands values each */
     uint32_t *index;   /* pixel index of each valid row */
     float *probs;      /* nclass probabilities of one pixel */
     size_t cap;        /* pixels the scratch buffers hold */
+    uint16_t *votes;   /* summarise, classification: CHUNK x nclass */
+    float *values;     /* summarise, regression: CHUNK x nmodels */
+    double *sorted;    /* nmodels values of one pixel */
+    int32_t *realisation_of; /* per model: index of its realisation output, or -1 */
 };
 
-/* Picks how raw XGBoost output turns into the job's outputs. */
-static int pick_transform(gm_applier_t *self, char *err) {
-    const gm_model_info_t *mi = gm_model_info(self->model);
+/* Picks how raw XGBoost output of model 'm' turns into the job's outputs. */
+static int pick_transform(gm_applier_t *self, uint32_t m, char *err) {
+    const gm_model_info_t *mi = gm_model_info(self->models[m]);
     const char *obj = mi->objective;
+    transform_t *t = &self->transform[m];
     if (mi->nfeature != self->job->nbands)
-        return gm_err(err, "the model expects %u features, the covariates have %u bands", mi->nfeature, self->job->nbands);
+        return gm_err(err, "model %u expects %u features, the covariates have %u bands", m + 1, mi->nfeature,
+                      self->job->nbands);
     if (mi->kind != self->job->kind || mi->nclass != self->job->nclass)
-        return gm_err(err, "the model (%s, %u classes) does not match the job (%s, %u classes)", obj, mi->nclass,
+        return gm_err(err, "model %u (%s, %u classes) does not match the job (%s, %u classes)", m + 1, obj, mi->nclass,
                       self->job->objective, self->job->nclass);
-    if (mi->kind == GM_KIND_REGRESSION) self->transform = OUT_REGRESSION;
-    else if (!strcmp(obj, "multi:softprob")) self->transform = OUT_SOFTPROB;
-    else if (!strcmp(obj, "multi:softmax")) self->transform = OUT_SOFTMAX;
-    else if (!strcmp(obj, "binary:logistic")) self->transform = OUT_LOGISTIC;
-    else if (!strcmp(obj, "binary:logitraw")) self->transform = OUT_LOGITRAW;
-    else if (!strcmp(obj, "binary:hinge")) self->transform = OUT_HINGE;
+    if (mi->kind == GM_KIND_REGRESSION) *t = OUT_REGRESSION;
+    else if (!strcmp(obj, "multi:softprob")) *t = OUT_SOFTPROB;
+    else if (!strcmp(obj, "multi:softmax")) *t = OUT_SOFTMAX;
+    else if (!strcmp(obj, "binary:logistic")) *t = OUT_LOGISTIC;
+    else if (!strcmp(obj, "binary:logitraw")) *t = OUT_LOGITRAW;
+    else if (!strcmp(obj, "binary:hinge")) *t = OUT_HINGE;
     else return gm_err(err, "objective %s is not supported", obj);
     return 0;
 }
 
 gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
-    if (job->nmodels != 1) {
-        gm_err(err, "a prediction job applies one model, this job has %u", job->nmodels);
+    if (job->mode == GM_MODE_PREDICT ? job->nmodels != 1 : job->mode != GM_MODE_SUMMARISE || job->nmodels < 1) {
+        gm_err(err, "the job applies %u models in mode %d", job->nmodels, (int)job->mode);
         return NULL;
     }
     gm_applier_t *self = calloc(1, sizeof *self);
@@ -51,12 +60,34 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
         return NULL;
     }
     self->job = job;
-    self->model = gm_model_load(job->models[0].bytes, job->models[0].size, nthread, "job model", err);
-    if (!self->model || pick_transform(self, err) < 0) goto fail;
+    self->nmodels = job->nmodels;
+    self->models = calloc(job->nmodels, sizeof *self->models);
+    self->transform = calloc(job->nmodels, sizeof *self->transform);
+    self->realisation_of = malloc(job->nmodels * sizeof *self->realisation_of);
     self->probs = malloc((job->nclass ? job->nclass : 1) * sizeof(float));
-    if (!self->probs) {
+    if (!self->models || !self->transform || !self->realisation_of || !self->probs) {
         gm_err(err, "out of memory");
         goto fail;
+    }
+    for (uint32_t m = 0; m < job->nmodels; m++) {
+        char what[32];
+        snprintf(what, sizeof what, "model %u", m + 1);
+        self->models[m] = gm_model_load(job->models[m].bytes, job->models[m].size, nthread, what, err);
+        if (!self->models[m] || pick_transform(self, m, err) < 0) goto fail;
+        self->realisation_of[m] = -1;
+    }
+    for (uint32_t o = 0; o < job->noutputs; o++)
+        if (job->outputs[o].role == GM_ROLE_REALISATION) self->realisation_of[job->outputs[o].model] = (int32_t)o;
+    if (job->mode == GM_MODE_SUMMARISE) {
+        if (job->kind == GM_KIND_CLASSIFICATION) self->votes = malloc((size_t)CHUNK * job->nclass * sizeof *self->votes);
+        else {
+            self->values = malloc((size_t)CHUNK * job->nmodels * sizeof *self->values);
+            self->sorted = malloc(job->nmodels * sizeof *self->sorted);
+        }
+        if (!self->votes && !(self->values && self->sorted)) {
+            gm_err(err, "out of memory for the summaries of %u models", job->nmodels);
+            goto fail;
+        }
     }
     return self;
 fail:
@@ -98,10 +129,180 @@ static void fill_nodata(const gm_job_t *job, size_t npix, void *const *outs) {
     }
 }
 
-/* Writes class 'c' of pixel 'p' into the class plane. */
-static void put_class(const gm_output_t *o, void *plane, size_t p, uint32_t c) {
-    if (o->dtype == GM_DT_U8) ((uint8_t *)plane)[p] = (uint8_t)c;
+/* Writes class 'c' at index 'p' of a class plane of type 'dt'. */
+static void put_class(gm_dtype_t dt, void *plane, size_t p, uint32_t c) {
+    if (dt == GM_DT_U8) ((uint8_t *)plane)[p] = (uint8_t)c;
     else ((uint16_t *)plane)[p] = (uint16_t)c;
+}
+
+/* Turns one row of raw model output into a class, filling self->probs with the class probabilities. */
+static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) {
+    uint32_t nc = self->job->nclass;
+    switch (t) {
+    case OUT_SOFTPROB:
+        memcpy(self->probs, r, nc * sizeof(float));
+        return first_argmax(r, nc);
+    case OUT_SOFTMAX:
+        softmax(r, nc, self->probs);
+        return first_argmax(r, nc);
+    case OUT_LOGITRAW:
+        self->probs[1] = 1.0f / (1.0f + expf(-r[0]));
+        self->probs[0] = 1.0f - self->probs[1];
+        return self->probs[1] > 0.5f;
+    default: /* logistic gives p, hinge gives 0 or 1 */
+        self->probs[1] = r[0];
+        self->probs[0] = 1.0f - r[0];
+        return r[0] > 0.5f;
+    }
+}
+
+/* Runs model 'm' on 'n' gathered rows. Returns 0, or -1 with 'err'. */
+static int predict_rows(gm_applier_t *self, uint32_t m, const float *rows, size_t n, const float **pred, char *err) {
+    const gm_job_t *job = self->job;
+    size_t per_row;
+    transform_t t = self->transform[m];
+    if (gm_model_predict(self->models[m], rows, n, job->nbands, t == OUT_SOFTMAX, pred, &per_row, err) < 0) return -1;
+    size_t want = (t == OUT_SOFTPROB || t == OUT_SOFTMAX) ? job->nclass : 1;
+    if (per_row != want) return gm_err(err, "model %u gave %zu values per pixel, %zu expected", m + 1, per_row, want);
+    return 0;
+}
+
+/* The one-model prediction: its value, or its class and class probabilities. */
+static int run_predict(gm_applier_t *self, size_t nvalid, size_t npix, void *const *outs, char *err) {
+    const gm_job_t *job = self->job;
+    const float *pred;
+    if (predict_rows(self, 0, self->rows, nvalid, &pred, err) < 0) return -1;
+    if (self->transform[0] == OUT_REGRESSION) {
+        float *out = outs[0];
+        for (size_t i = 0; i < nvalid; i++) out[self->index[i]] = pred[i];
+        return 0;
+    }
+    size_t per_row = (self->transform[0] == OUT_SOFTPROB || self->transform[0] == OUT_SOFTMAX) ? job->nclass : 1;
+    float *prob = job->noutputs > 1 ? outs[1] : NULL;
+    for (size_t i = 0; i < nvalid; i++) {
+        size_t p = self->index[i];
+        uint32_t c = classify_row(self, self->transform[0], pred + i * per_row);
+        put_class(job->outputs[0].dtype, outs[0], p, c);
+        if (prob)
+            for (uint32_t k = 0; k < job->nclass; k++) prob[(size_t)k * npix + p] = self->probs[k];
+    }
+    return 0;
+}
+
+/* Writes the class summaries of 'n' pixels from their votes. */
+static void summarise_classes(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, void *const *outs) {
+    const gm_job_t *job = self->job;
+    uint32_t nc = job->nclass;
+    double total = (double)self->nmodels;
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *v = self->votes + i * nc;
+        size_t p = index[i];
+        uint32_t best = 0, second = nc > 1 ? 1 : 0;
+        double entropy = 0;
+        for (uint32_t k = 0; k < nc; k++) {
+            if (v[k] > v[best]) best = k;
+            if (v[k]) {
+                double q = v[k] / total;
+                entropy -= q * log2(q);
+            }
+        }
+        second = best == 0 ? 1 : 0;
+        for (uint32_t k = 0; k < nc; k++)
+            if (k != best && v[k] > v[second]) second = k;
+        for (uint32_t o = 0; o < job->noutputs; o++) {
+            const gm_output_t *out = &job->outputs[o];
+            switch (out->role) {
+            case GM_ROLE_PROBABILITY:
+                for (uint32_t k = 0; k < nc; k++) ((float *)outs[o])[(size_t)k * npix + p] = (float)(v[k] / total);
+                break;
+            case GM_ROLE_CLASS: put_class(out->dtype, outs[o], p, best); break;
+            case GM_ROLE_ENTROPY: ((float *)outs[o])[p] = (float)(entropy == 0 ? 0.0 : entropy); break;
+            case GM_ROLE_CONFUSION: ((float *)outs[o])[p] = (float)(1.0 - (v[best] - v[second]) / total); break;
+            case GM_ROLE_NPROB_CLASS:
+            case GM_ROLE_NPROB_PROB: {
+                /* rank r: most votes among classes not yet ranked, the lower code on ties */
+                uint64_t taken[1024] = {0};
+                for (uint32_t r = 0; r < out->bands; r++) {
+                    uint32_t pick = UINT32_MAX;
+                    for (uint32_t k = 0; k < nc; k++)
+                        if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || v[k] > v[pick])) pick = k;
+                    taken[pick / 64] |= 1ull << (pick % 64);
+                    if (out->role == GM_ROLE_NPROB_CLASS) put_class(out->dtype, outs[o], (size_t)r * npix + p, pick);
+                    else ((float *)outs[o])[(size_t)r * npix + p] = (float)(v[pick] / total);
+                }
+                break;
+            }
+            default: break;
+            }
+        }
+    }
+}
+
+/* Compares doubles for qsort. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Writes the regression summaries of 'n' pixels from their per-model values. */
+static void summarise_values(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, void *const *outs) {
+    const gm_job_t *job = self->job;
+    uint32_t nm = self->nmodels;
+    for (size_t i = 0; i < n; i++) {
+        const float *v = self->values + i * nm;
+        size_t p = index[i];
+        double sum = 0, ss = 0;
+        for (uint32_t m = 0; m < nm; m++) sum += v[m];
+        double mean = sum / nm;
+        for (uint32_t m = 0; m < nm; m++) ss += (v[m] - mean) * (v[m] - mean);
+        for (uint32_t o = 0; o < job->noutputs; o++) {
+            const gm_output_t *out = &job->outputs[o];
+            if (out->role == GM_ROLE_MEAN) ((float *)outs[o])[p] = (float)mean;
+            else if (out->role == GM_ROLE_SD) ((float *)outs[o])[p] = (float)sqrt(ss / nm);
+            else if (out->role == GM_ROLE_QUANTILE) {
+                for (uint32_t m = 0; m < nm; m++) self->sorted[m] = v[m];
+                qsort(self->sorted, nm, sizeof *self->sorted, cmp_double);
+                for (uint32_t q = 0; q < job->nquantiles; q++) {
+                    /* numpy's default ("linear"): position q (n - 1) between the two nearest order statistics */
+                    double h = job->quantiles[q] * (nm - 1);
+                    uint32_t lo = (uint32_t)floor(h), hi = lo + 1 < nm ? lo + 1 : lo;
+                    double x = self->sorted[lo] + (h - lo) * (self->sorted[hi] - self->sorted[lo]);
+                    ((float *)outs[o])[(size_t)q * npix + p] = (float)x;
+                }
+            }
+        }
+    }
+}
+
+/* Every model on the valid pixels, CHUNK at a time: votes or values, realisations, then the summaries. */
+static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *const *outs, char *err) {
+    const gm_job_t *job = self->job;
+    int cls = job->kind == GM_KIND_CLASSIFICATION;
+    for (size_t start = 0; start < nvalid; start += CHUNK) {
+        size_t n = nvalid - start < CHUNK ? nvalid - start : CHUNK;
+        const uint32_t *index = self->index + start;
+        if (cls) memset(self->votes, 0, n * job->nclass * sizeof *self->votes);
+        for (uint32_t m = 0; m < self->nmodels; m++) {
+            const float *pred;
+            if (predict_rows(self, m, self->rows + start * job->nbands, n, &pred, err) < 0) return -1;
+            transform_t t = self->transform[m];
+            size_t per_row = (t == OUT_SOFTPROB || t == OUT_SOFTMAX) ? job->nclass : 1;
+            int32_t ro = self->realisation_of[m];
+            for (size_t i = 0; i < n; i++) {
+                if (cls) {
+                    uint32_t c = classify_row(self, t, pred + i * per_row);
+                    self->votes[i * job->nclass + c]++;
+                    if (ro >= 0) put_class(job->outputs[ro].dtype, outs[ro], index[i], c);
+                } else {
+                    self->values[i * self->nmodels + m] = pred[i];
+                    if (ro >= 0) ((float *)outs[ro])[index[i]] = pred[i];
+                }
+            }
+        }
+        if (cls) summarise_classes(self, index, n, npix, outs);
+        else summarise_values(self, index, n, npix, outs);
+    }
+    return 0;
 }
 
 int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t h, void *const *outs, char *err) {
@@ -131,61 +332,24 @@ int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t
     }
     fill_nodata(job, npix, outs);
     if (nvalid == 0) return 0;
-
-    const float *pred;
-    size_t per_row;
-    int margin = self->transform == OUT_SOFTMAX;
-    if (gm_model_predict(self->model, self->rows, nvalid, nb, margin, &pred, &per_row, err) < 0) return -1;
-    size_t want = (self->transform == OUT_SOFTPROB || self->transform == OUT_SOFTMAX) ? job->nclass : 1;
-    if (per_row != want) return gm_err(err, "the model gave %zu values per pixel, %zu expected", per_row, want);
-
-    if (self->transform == OUT_REGRESSION) {
-        float *out = outs[0];
-        for (size_t i = 0; i < nvalid; i++) out[self->index[i]] = pred[i];
-        return 0;
-    }
-    const gm_output_t *cls = &job->outputs[0];
-    float *prob = job->noutputs > 1 ? outs[1] : NULL;
-    uint32_t nc = job->nclass;
-    for (size_t i = 0; i < nvalid; i++) {
-        size_t p = self->index[i];
-        const float *r = pred + i * per_row;
-        uint32_t c;
-        switch (self->transform) {
-        case OUT_SOFTPROB:
-            memcpy(self->probs, r, nc * sizeof(float));
-            c = first_argmax(r, nc);
-            break;
-        case OUT_SOFTMAX:
-            c = first_argmax(r, nc);
-            softmax(r, nc, self->probs);
-            break;
-        case OUT_LOGITRAW:
-            self->probs[1] = 1.0f / (1.0f + expf(-r[0]));
-            self->probs[0] = 1.0f - self->probs[1];
-            c = self->probs[1] > 0.5f;
-            break;
-        default: /* logistic gives p, hinge gives 0 or 1 */
-            self->probs[1] = r[0];
-            self->probs[0] = 1.0f - r[0];
-            c = r[0] > 0.5f;
-            break;
-        }
-        put_class(cls, outs[0], p, c);
-        if (prob)
-            for (uint32_t k = 0; k < nc; k++) prob[(size_t)k * npix + p] = self->probs[k];
-    }
-    return 0;
+    return job->mode == GM_MODE_PREDICT ? run_predict(self, nvalid, npix, outs, err)
+                                        : run_summarise(self, nvalid, npix, outs, err);
 }
 
 void gm_applier_destroy(gm_applier_t **self_p) {
     assert(self_p);
     gm_applier_t *self = *self_p;
     if (!self) return;
-    gm_model_destroy(&self->model);
+    for (uint32_t m = 0; self->models && m < self->nmodels; m++) gm_model_destroy(&self->models[m]);
+    free(self->models);
+    free(self->transform);
+    free(self->realisation_of);
     free(self->rows);
     free(self->index);
     free(self->probs);
+    free(self->votes);
+    free(self->values);
+    free(self->sorted);
     free(self);
     *self_p = NULL;
 }

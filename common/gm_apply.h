@@ -8,10 +8,11 @@
 
 typedef struct gm_applier gm_applier_t;
 
-/* Loads the job's model (the job must hold its bytes) and checks it fits the job: feature count,
+/* Loads the job's models (the job must hold their bytes) and checks they fit the job: feature count,
  * kind and classes. Predictions use 'nthread' threads. Returns NULL with 'err'. The caller owns it. */
 gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err);
-/* Applies the model to a block of w x h pixels given as job->nbands float32 planes (NaN = nodata).
+/* Applies the job to a block of w x h pixels given as job->nbands float32 planes (NaN = nodata): the one
+ * model's prediction (predict), or every model and the summaries of their maps (summarise).
  * Pixels with any NaN get each output's nodata value. 'outs' holds job->noutputs buffers of
  * gm_job_output_bytes(&job->outputs[i], w, h) bytes, band-sequential. Returns 0, or -1 with 'err'. */
 int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t h, void *const *outs, char *err);

@@ -18,32 +18,78 @@ void gm_job_clear(gm_job_t *job) {
     free(job->crs);
     for (uint32_t i = 0; job->models && i < job->nmodels; i++) free(job->models[i].bytes);
     free(job->models);
+    free(job->outputs);
     memset(job, 0, sizeof *job);
 }
 
+static const char *role_names[] = {NULL, "prediction", "class", "probability", "entropy", "confusion",
+                                   "nprob_class", "nprob_probability", "mean", "sd", "quantile", "realisation"};
+
 /* Appends one output to the job's plan. */
-static void add_output(gm_job_t *job, const char *name, gm_dtype_t dt, uint32_t bands, double nodata) {
+static void add_output(gm_job_t *job, const char *name, gm_output_role_t role, gm_dtype_t dt, uint32_t bands) {
     gm_output_t *o = &job->outputs[job->noutputs++];
     snprintf(o->name, sizeof o->name, "%s", name);
+    o->role = role;
     o->dtype = dt;
     o->bands = bands;
-    o->nodata = nodata;
+    o->nodata = dt == GM_DT_U8 ? 255 : dt == GM_DT_U16 ? 65535 : -FLT_MAX;
+}
+
+int gm_job_iteration_width(uint32_t iterations) {
+    int w = 3;
+    for (uint32_t n = 1000; n <= iterations && w < 10; n *= 10) w++;
+    return w;
 }
 
 int gm_job_plan_outputs(gm_job_t *job, char *err) {
+    free(job->outputs);
+    job->outputs = NULL;
     job->noutputs = 0;
-    if (job->kind == GM_KIND_REGRESSION) {
-        add_output(job, "prediction", GM_DT_F32, 1, -FLT_MAX);
+    if (job->kind != GM_KIND_REGRESSION && job->kind != GM_KIND_CLASSIFICATION)
+        return gm_err(err, "job kind %d is unknown", (int)job->kind);
+    int cls = job->kind == GM_KIND_CLASSIFICATION;
+    if (cls && (job->nclass < 2 || job->nclass > 65535))
+        return gm_err(err, "a classification needs 2 to 65535 classes, the model has %u", job->nclass);
+    gm_dtype_t class_dt = job->nclass <= 255 ? GM_DT_U8 : GM_DT_U16;
+    if (job->mode == GM_MODE_TRAIN) return 0;
+    uint32_t cap = 8 + (job->mode == GM_MODE_SUMMARISE && job->realisations ? job->nmodels : 0);
+    job->outputs = calloc(cap, sizeof *job->outputs);
+    if (!job->outputs) return gm_err(err, "out of memory");
+    if (job->mode == GM_MODE_PREDICT) {
+        if (!cls) {
+            add_output(job, "prediction", GM_ROLE_PREDICTION, GM_DT_F32, 1);
+            return 0;
+        }
+        add_output(job, "class", GM_ROLE_CLASS, class_dt, 1);
+        if (job->probabilities) add_output(job, "probability", GM_ROLE_PROBABILITY, GM_DT_F32, job->nclass);
         return 0;
     }
-    if (job->kind != GM_KIND_CLASSIFICATION) return gm_err(err, "job kind %d is unknown", (int)job->kind);
-    if (job->nclass < 2 || job->nclass > 65535)
-        return gm_err(err, "a classification needs 2 to 65535 classes, the model has %u", job->nclass);
-    if (job->nclass <= 255)
-        add_output(job, "class", GM_DT_U8, 1, 255);
-    else
-        add_output(job, "class", GM_DT_U16, 1, 65535);
-    if (job->probabilities) add_output(job, "probability", GM_DT_F32, job->nclass, -FLT_MAX);
+    if (job->mode != GM_MODE_SUMMARISE) return gm_err(err, "job mode %d is unknown", (int)job->mode);
+    if (job->nmodels < 1) return gm_err(err, "a summary needs at least one model");
+    if (cls) {
+        if (job->nprob > job->nclass) return gm_err(err, "nprob %u is above the %u classes", job->nprob, job->nclass);
+        add_output(job, "probability", GM_ROLE_PROBABILITY, GM_DT_F32, job->nclass);
+        add_output(job, "class", GM_ROLE_CLASS, class_dt, 1);
+        add_output(job, "entropy", GM_ROLE_ENTROPY, GM_DT_F32, 1);
+        add_output(job, "confusion", GM_ROLE_CONFUSION, GM_DT_F32, 1);
+        if (job->nprob) {
+            add_output(job, "nprob_class", GM_ROLE_NPROB_CLASS, class_dt, job->nprob);
+            add_output(job, "nprob_probability", GM_ROLE_NPROB_PROB, GM_DT_F32, job->nprob);
+        }
+    } else {
+        add_output(job, "mean", GM_ROLE_MEAN, GM_DT_F32, 1);
+        add_output(job, "sd", GM_ROLE_SD, GM_DT_F32, 1);
+        if (job->nquantiles) add_output(job, "quantiles", GM_ROLE_QUANTILE, GM_DT_F32, job->nquantiles);
+    }
+    if (job->realisations) {
+        int width = gm_job_iteration_width(job->nmodels);
+        for (uint32_t m = 0; m < job->nmodels; m++) {
+            char name[32];
+            snprintf(name, sizeof name, "realisation-%0*u", width, m + 1);
+            add_output(job, name, GM_ROLE_REALISATION, cls ? class_dt : GM_DT_F32, 1);
+            job->outputs[job->noutputs - 1].model = m;
+        }
+    }
     return 0;
 }
 
@@ -124,19 +170,25 @@ int gm_job_compute_id(gm_job_t *job, char *err) {
 
 static void pack_key(msgpack_packer *pk, const char *key) { gm_mpack_pack_cstr(pk, key); }
 
+static const char *mode_names[] = {NULL, "predict", "train", "summarise"};
+
 int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
-    if (job->noutputs == 0 || job->noutputs > GM_JOB_MAX_OUTPUTS) return gm_err(err, "job has no outputs planned");
+    if (job->mode < GM_MODE_PREDICT || job->mode > GM_MODE_SUMMARISE) return gm_err(err, "job mode %d is unknown", (int)job->mode);
+    if (job->mode != GM_MODE_TRAIN && (job->noutputs == 0 || job->noutputs > GM_JOB_MAX_OUTPUTS))
+        return gm_err(err, "job has no outputs planned");
     for (uint32_t i = 0; i < job->noutputs; i++)
-        if (!gm_dtype_name(job->outputs[i].dtype))
-            return gm_err(err, "job output \"%s\" has no sample type", job->outputs[i].name);
+        if (!gm_dtype_name(job->outputs[i].dtype) || job->outputs[i].role < GM_ROLE_PREDICTION ||
+            job->outputs[i].role > GM_ROLE_REALISATION)
+            return gm_err(err, "job output \"%s\" has no sample type or role", job->outputs[i].name);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 20);
+    msgpack_pack_map(&pk, 28);
     pack_key(&pk, "v"); msgpack_pack_uint32(&pk, GM_WIRE_VERSION);
     pack_key(&pk, "t"); gm_mpack_pack_cstr(&pk, "job");
     pack_key(&pk, "id"); msgpack_pack_uint64(&pk, job->id);
+    pack_key(&pk, "mode"); gm_mpack_pack_cstr(&pk, mode_names[job->mode]);
     pack_key(&pk, "xsize"); msgpack_pack_uint32(&pk, job->xsize);
     pack_key(&pk, "ysize"); msgpack_pack_uint32(&pk, job->ysize);
     pack_key(&pk, "gt");
@@ -153,12 +205,30 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     pack_key(&pk, "nclass"); msgpack_pack_uint32(&pk, job->nclass);
     pack_key(&pk, "probabilities");
     if (job->probabilities) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
+    pack_key(&pk, "nprob"); msgpack_pack_uint32(&pk, job->nprob);
+    pack_key(&pk, "quantiles");
+    msgpack_pack_array(&pk, job->nquantiles);
+    for (uint32_t i = 0; i < job->nquantiles; i++) msgpack_pack_double(&pk, job->quantiles[i]);
+    pack_key(&pk, "realisations");
+    if (job->realisations) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
+    pack_key(&pk, "iterations"); msgpack_pack_uint32(&pk, job->iterations);
+    pack_key(&pk, "rounds"); msgpack_pack_uint32(&pk, job->rounds);
+    pack_key(&pk, "seed"); msgpack_pack_uint64(&pk, job->seed);
+    pack_key(&pk, "params");
+    msgpack_pack_array(&pk, job->nparams);
+    for (uint32_t i = 0; i < job->nparams; i++) {
+        msgpack_pack_array(&pk, 2);
+        gm_mpack_pack_cstr(&pk, job->params[i].key);
+        gm_mpack_pack_cstr(&pk, job->params[i].value);
+    }
     pack_key(&pk, "outputs");
     msgpack_pack_array(&pk, job->noutputs);
     for (uint32_t i = 0; i < job->noutputs; i++) {
         const gm_output_t *o = &job->outputs[i];
-        msgpack_pack_map(&pk, 4);
+        msgpack_pack_map(&pk, 6);
         pack_key(&pk, "name"); gm_mpack_pack_cstr(&pk, o->name);
+        pack_key(&pk, "role"); gm_mpack_pack_cstr(&pk, role_names[o->role]);
+        pack_key(&pk, "model"); msgpack_pack_uint32(&pk, o->model);
         pack_key(&pk, "dt"); gm_mpack_pack_cstr(&pk, gm_dtype_name(o->dtype));
         pack_key(&pk, "n"); msgpack_pack_uint32(&pk, o->bands);
         pack_key(&pk, "nodata"); msgpack_pack_double(&pk, o->nodata);
@@ -178,6 +248,13 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     return 0;
 }
 
+/* Finds 'name' in a NULL-led table of names. Returns its index, or -1. */
+static int lookup(const char *const *names, int n, const char *name) {
+    for (int i = 1; i < n; i++)
+        if (!strcmp(names[i], name)) return i;
+    return -1;
+}
+
 /* Reads a uint32 field in [lo, hi]. */
 static int get_range(const msgpack_object *m, const char *key, uint32_t lo, uint32_t hi, uint32_t *out, char *err) {
     uint64_t v;
@@ -191,8 +268,12 @@ static int get_range(const msgpack_object *m, const char *key, uint32_t lo, uint
 static int decode_outputs(const msgpack_object *m, gm_job_t *job, char *err) {
     const msgpack_object *arr = gm_mpack_get(m, "outputs");
     if (!arr || arr->type != MSGPACK_OBJECT_ARRAY) return gm_err(err, "job key \"outputs\" is missing or not an array");
-    if (arr->via.array.size == 0 || arr->via.array.size > GM_JOB_MAX_OUTPUTS)
-        return gm_err(err, "job key \"outputs\" has %u entries, not 1 to %d", arr->via.array.size, GM_JOB_MAX_OUTPUTS);
+    uint32_t min = job->mode == GM_MODE_TRAIN ? 0 : 1;
+    if (arr->via.array.size < min || arr->via.array.size > GM_JOB_MAX_OUTPUTS)
+        return gm_err(err, "job key \"outputs\" has %u entries, not %u to %d", arr->via.array.size, min, GM_JOB_MAX_OUTPUTS);
+    if (arr->via.array.size == 0) return 0;
+    job->outputs = calloc(arr->via.array.size, sizeof *job->outputs);
+    if (!job->outputs) return gm_err(err, "out of memory");
     job->noutputs = arr->via.array.size;
     for (uint32_t i = 0; i < job->noutputs; i++) {
         const msgpack_object *o = &arr->via.array.ptr[i];
@@ -205,6 +286,12 @@ static int decode_outputs(const msgpack_object *m, gm_job_t *job, char *err) {
                 { char shown[32]; return gm_err(err, "job output name \"%s\" may hold only letters, digits, '_' and '-'",
                                                 gm_mpack_printable(out->name, strlen(out->name), shown, sizeof shown)); }
         if (!out->name[0]) return gm_err(err, "job output %u has an empty name", i);
+        char role[24];
+        if (gm_mpack_str(o, "role", role, sizeof role, err) < 0) return -1;
+        int r = lookup(role_names, (int)(sizeof role_names / sizeof *role_names), role);
+        if (r < 0) return gm_err(err, "job output \"%s\" has an unknown role", out->name);
+        out->role = (gm_output_role_t)r;
+        if (get_range(o, "model", 0, GM_JOB_MAX_MODELS - 1, &out->model, err) < 0) return -1;
         if (gm_mpack_str(o, "dt", dt, sizeof dt, err) < 0) return -1;
         if (gm_dtype_parse(dt, strlen(dt), &out->dtype) < 0) {
             char shown[8];
@@ -221,8 +308,10 @@ static int decode_outputs(const msgpack_object *m, gm_job_t *job, char *err) {
 static int decode_models(const msgpack_object *m, gm_job_t *job, char *err) {
     const msgpack_object *arr = gm_mpack_get(m, "models");
     if (!arr || arr->type != MSGPACK_OBJECT_ARRAY) return gm_err(err, "job key \"models\" is missing or not an array");
-    if (arr->via.array.size == 0 || arr->via.array.size > GM_JOB_MAX_MODELS)
-        return gm_err(err, "job key \"models\" has %u entries, not 1 to %d", arr->via.array.size, GM_JOB_MAX_MODELS);
+    uint32_t min = job->mode == GM_MODE_TRAIN ? 0 : 1;
+    if (arr->via.array.size < min || arr->via.array.size > GM_JOB_MAX_MODELS)
+        return gm_err(err, "job key \"models\" has %u entries, not %u to %d", arr->via.array.size, min, GM_JOB_MAX_MODELS);
+    if (arr->via.array.size == 0) return 0;
     job->models = calloc(arr->via.array.size, sizeof *job->models);
     if (!job->models) return gm_err(err, "out of memory");
     job->nmodels = arr->via.array.size;
@@ -253,6 +342,11 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
     if (gm_wire_peek(buf, len, &version, &mk, err) < 0) goto out;
     if (mk != GM_MSG_JOB) { gm_err(err, "message is a \"%s\", not a job", gm_msg_kind_name(mk)); goto out; }
     if (gm_mpack_uint(m, "id", UINT64_MAX, &job->id, err) < 0) goto out;
+    char mode[16];
+    if (gm_mpack_str(m, "mode", mode, sizeof mode, err) < 0) goto out;
+    int mi = lookup(mode_names, 4, mode);
+    if (mi < 0) { gm_err(err, "job key \"mode\" is not predict, train or summarise"); goto out; }
+    job->mode = (gm_job_mode_t)mi;
     if (get_range(m, "xsize", 1, INT32_MAX, &job->xsize, err) < 0) goto out;
     if (get_range(m, "ysize", 1, INT32_MAX, &job->ysize, err) < 0) goto out;
     const msgpack_object *gt = gm_mpack_get(m, "gt");
@@ -283,11 +377,46 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
     if (job->kind == GM_KIND_CLASSIFICATION && job->nclass < 2)
         { gm_err(err, "job is a classification with %u classes", job->nclass); goto out; }
     if (gm_mpack_bool(m, "probabilities", &job->probabilities, err) < 0) goto out;
+    if (get_range(m, "nprob", 0, 65535, &job->nprob, err) < 0) goto out;
+    const msgpack_object *q = gm_mpack_get(m, "quantiles");
+    if (!q || q->type != MSGPACK_OBJECT_ARRAY || q->via.array.size > GM_JOB_MAX_QUANTILES)
+        { gm_err(err, "job key \"quantiles\" is not an array of at most %d numbers", GM_JOB_MAX_QUANTILES); goto out; }
+    job->nquantiles = q->via.array.size;
+    for (uint32_t i = 0; i < job->nquantiles; i++) {
+        const msgpack_object *v = &q->via.array.ptr[i];
+        double d = v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32 ? v->via.f64
+                   : v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)v->via.u64 : NAN;
+        if (!(d >= 0 && d <= 1)) { gm_err(err, "job key \"quantiles\" item %u is not a number in [0, 1]", i); goto out; }
+        job->quantiles[i] = d;
+    }
+    if (gm_mpack_bool(m, "realisations", &job->realisations, err) < 0) goto out;
+    if (get_range(m, "iterations", 0, GM_JOB_MAX_MODELS, &job->iterations, err) < 0) goto out;
+    if (get_range(m, "rounds", 0, 100000, &job->rounds, err) < 0) goto out;
+    if (gm_mpack_uint(m, "seed", UINT64_MAX, &job->seed, err) < 0) goto out;
+    const msgpack_object *pa = gm_mpack_get(m, "params");
+    if (!pa || pa->type != MSGPACK_OBJECT_ARRAY || pa->via.array.size > GM_JOB_MAX_PARAMS)
+        { gm_err(err, "job key \"params\" is not an array of at most %d pairs", GM_JOB_MAX_PARAMS); goto out; }
+    job->nparams = pa->via.array.size;
+    for (uint32_t i = 0; i < job->nparams; i++) {
+        const msgpack_object *kv = &pa->via.array.ptr[i];
+        if (kv->type != MSGPACK_OBJECT_ARRAY || kv->via.array.size != 2 || kv->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            kv->via.array.ptr[1].type != MSGPACK_OBJECT_STR || kv->via.array.ptr[0].via.str.size >= sizeof job->params[i].key ||
+            kv->via.array.ptr[1].via.str.size >= sizeof job->params[i].value)
+            { gm_err(err, "job key \"params\" item %u is not a pair of short strings", i); goto out; }
+        memcpy(job->params[i].key, kv->via.array.ptr[0].via.str.ptr, kv->via.array.ptr[0].via.str.size);
+        memcpy(job->params[i].value, kv->via.array.ptr[1].via.str.ptr, kv->via.array.ptr[1].via.str.size);
+        if (strlen(job->params[i].key) != kv->via.array.ptr[0].via.str.size ||
+            strlen(job->params[i].value) != kv->via.array.ptr[1].via.str.size)
+            { gm_err(err, "job key \"params\" item %u holds a NUL byte", i); goto out; }
+    }
     if (decode_outputs(m, job, err) < 0) goto out;
     if (decode_models(m, job, err) < 0) goto out;
     if (gm_mpack_str(m, "tasks", job->tasks_ep, sizeof job->tasks_ep, err) < 0) goto out;
     if (gm_mpack_str(m, "results", job->results_ep, sizeof job->results_ep, err) < 0) goto out;
     if (gm_mpack_str(m, "acks", job->acks_ep, sizeof job->acks_ep, err) < 0) goto out;
+    for (uint32_t i = 0; i < job->noutputs; i++)
+        if (job->outputs[i].role == GM_ROLE_REALISATION && job->outputs[i].model >= job->nmodels)
+            { gm_err(err, "job output \"%s\" shows model %u of %u", job->outputs[i].name, job->outputs[i].model, job->nmodels); goto out; }
     if ((uint64_t)gm_job_blocks_x(job) * gm_job_blocks_y(job) > UINT32_MAX - 1) { gm_err(err, "job has too many blocks"); goto out; }
     rc = 0;
 out:

@@ -12,19 +12,47 @@
 #include "gm_msg.h"
 #include "gm_wire.h"
 
-#define GM_JOB_MAX_OUTPUTS 8    /* most output files of one job */
 #define GM_JOB_MAX_MODELS 4096  /* most models one job applies */
+#define GM_JOB_MAX_OUTPUTS (GM_JOB_MAX_MODELS + 16) /* most output files: summaries + one realisation per model */
+#define GM_JOB_MAX_PARAMS 64    /* most training parameters */
+#define GM_JOB_MAX_QUANTILES 32 /* most quantiles a regression summary writes */
 #define GM_JOB_EP_LEN 256       /* longest endpoint string */
 
 typedef enum { GM_KIND_REGRESSION = 1, GM_KIND_CLASSIFICATION } gm_model_kind_t;
 
-/* One output file: its name (file stem), sample type, band count and nodata value. */
+/* What a job does: apply one model; train one model per iteration; apply every model and summarise. */
+typedef enum { GM_MODE_PREDICT = 1, GM_MODE_TRAIN, GM_MODE_SUMMARISE } gm_job_mode_t;
+
+/* What an output holds; it decides the worker's computation and the band descriptions. */
+typedef enum {
+    GM_ROLE_PREDICTION = 1, /* regression value of the one model */
+    GM_ROLE_CLASS,          /* class code: of the one model (predict) or the most probable (summarise) */
+    GM_ROLE_PROBABILITY,    /* one band per class: model probability (predict) or share of models (summarise) */
+    GM_ROLE_ENTROPY,        /* Shannon entropy of the class shares, in bits */
+    GM_ROLE_CONFUSION,      /* 1 - (p1 - p2) of the two largest class shares */
+    GM_ROLE_NPROB_CLASS,    /* n bands: the n most probable classes */
+    GM_ROLE_NPROB_PROB,     /* n bands: their shares */
+    GM_ROLE_MEAN,           /* regression: mean over models */
+    GM_ROLE_SD,             /* regression: population standard deviation over models */
+    GM_ROLE_QUANTILE,       /* regression: one band per quantile, linear interpolation */
+    GM_ROLE_REALISATION     /* the class or value of model 'model' alone */
+} gm_output_role_t;
+
+/* One output file: its name (file stem), what it holds, sample type, band count and nodata value. */
 typedef struct {
-    char name[32];    /* "prediction", "class", "probability" */
-    gm_dtype_t dtype; /* sample type written */
-    uint32_t bands;   /* bands in the file */
-    double nodata;    /* value of pixels where any covariate is nodata */
+    char name[32];          /* file stem: "class", "probability", "realisation-007" */
+    gm_output_role_t role;
+    uint32_t model;         /* realisation: index of the model it shows */
+    gm_dtype_t dtype;       /* sample type written */
+    uint32_t bands;         /* bands in the file */
+    double nodata;          /* value of pixels where any covariate is nodata */
 } gm_output_t;
+
+/* One training parameter handed to XGBoost as it is. */
+typedef struct {
+    char key[48];
+    char value[48];
+} gm_param_t;
 
 /* One model: its format as detected from the bytes and the bytes themselves (owned by the job). */
 typedef struct {
@@ -35,6 +63,7 @@ typedef struct {
 
 typedef struct {
     uint64_t id;                 /* job id: a hash of everything below */
+    gm_job_mode_t mode;          /* predict, train or summarise */
     uint32_t xsize, ysize;       /* grid size in pixels */
     double gt[6];                /* GDAL geotransform of the grid */
     char *crs;                   /* CRS as WKT, owned ("" when the covariates have none) */
@@ -44,9 +73,18 @@ typedef struct {
     gm_model_kind_t kind;        /* regression or classification */
     char objective[64];          /* XGBoost objective name, e.g. "multi:softprob" */
     uint32_t nclass;             /* classes (classification), 0 for regression */
-    int probabilities;           /* classification: also write one probability band per class */
-    uint32_t noutputs;           /* entries used in 'outputs' */
-    gm_output_t outputs[GM_JOB_MAX_OUTPUTS];
+    int probabilities;           /* predict, classification: also write one probability band per class */
+    uint32_t nprob;              /* summarise: write the n most probable classes (0: not) */
+    uint32_t nquantiles;         /* summarise, regression: quantiles written */
+    double quantiles[GM_JOB_MAX_QUANTILES];
+    int realisations;            /* summarise: also write each model's own map */
+    uint32_t iterations;         /* train: models to train, one per iteration */
+    uint32_t rounds;             /* train: boosting rounds */
+    uint64_t seed;               /* train: run seed; iteration i trains with a seed drawn from (seed, i) */
+    uint32_t nparams;            /* train: XGBoost parameters */
+    gm_param_t params[GM_JOB_MAX_PARAMS];
+    uint32_t noutputs;           /* entries in 'outputs' */
+    gm_output_t *outputs;        /* owned; none for a training job */
     uint32_t nmodels;            /* entries in 'models' */
     gm_model_blob_t *models;     /* owned */
     char tasks_ep[GM_JOB_EP_LEN];   /* where workers pull tasks */
@@ -56,7 +94,7 @@ typedef struct {
 
 /* Frees what the job owns and zeroes it; takes a zeroed or filled job. */
 void gm_job_clear(gm_job_t *job);
-/* Fills 'outputs' from kind, nclass and probabilities. Returns 0, or -1 with 'err'. */
+/* Fills 'outputs' from mode, kind, nclass and the summary options. Returns 0, or -1 with 'err'. */
 int gm_job_plan_outputs(gm_job_t *job, char *err);
 /* Returns the number of blocks across and down, and in all. */
 uint32_t gm_job_blocks_x(const gm_job_t *job);
@@ -84,6 +122,8 @@ int gm_job_attach_model(gm_job_t *job, uint32_t i, const void *bytes, size_t siz
 int gm_job_from_msg(gm_msg_t *msg, gm_job_t *job, char *err);
 /* Returns a new hello message for 'role' ("worker" or "writer"), or NULL when out of memory. */
 gm_msg_t *gm_job_hello_msg(const char *role);
+/* Returns the width of iteration numbers in file names: 3, or more for over 999 iterations. */
+int gm_job_iteration_width(uint32_t iterations);
 /* Names the format of model bytes: "json", "ubj" or "bin". */
 const char *gm_job_model_format(const void *bytes, size_t size);
 

@@ -23,6 +23,7 @@ typedef struct {
     int use_mask;         /* a mask band (per-dataset mask or alpha) marks nodata */
     int exact_in_float;   /* the band's values convert exactly to float32 */
     char label[96];
+    char column[96];
 } band_t;
 
 struct gm_stack {
@@ -93,6 +94,12 @@ static void add_band(gm_stack_t *self, int i, int bi) {
 #endif
         ;
     snprintf(b->label, sizeof b->label, "%s band %d", base_name(self->paths[i]), bi);
+    const char *base = base_name(self->paths[i]);
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    if (stem > 80) stem = 80;
+    if (GDALGetRasterCount(self->ds[i]) == 1) snprintf(b->column, sizeof b->column, "%.*s", (int)stem, base);
+    else snprintf(b->column, sizeof b->column, "%.*s_%d", (int)stem, base, bi);
 }
 
 gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err) {
@@ -157,6 +164,10 @@ uint32_t gm_stack_nbands(const gm_stack_t *self) { return self->nbands; }
 
 const char *gm_stack_band_name(const gm_stack_t *self, uint32_t i) {
     return i < self->nbands ? self->bands[i].label : "?";
+}
+
+const char *gm_stack_band_column(const gm_stack_t *self, uint32_t i) {
+    return i < self->nbands ? self->bands[i].column : "?";
 }
 
 uint64_t gm_stack_reads(const gm_stack_t *self) { return self->reads; }

@@ -27,6 +27,9 @@ const gm_grid_t *gm_stack_grid(const gm_stack_t *self);
 uint32_t gm_stack_nbands(const gm_stack_t *self);
 /* Returns a short description of band 'i' ("slope.tif band 1"), for messages. */
 const char *gm_stack_band_name(const gm_stack_t *self, uint32_t i);
+/* Returns a column name for band 'i': the file's stem ("slope") for a one-band file, "stem_k" (k from 1)
+ * for band k of a multi-band file. */
+const char *gm_stack_band_column(const gm_stack_t *self, uint32_t i);
 /* Reads the window (x, y, w, h) of every band into 'out' (nbands planes of w*h float32, band after band).
  * Pixels that are nodata in their band (nodata value, mask or NaN) become NaN. Returns 0, or -1 with 'err'. */
 int gm_stack_read(gm_stack_t *self, uint32_t x, uint32_t y, uint32_t w, uint32_t h, float *out, char *err);

@@ -8,12 +8,12 @@
 #include "gm_log.h"
 #include "gm_mpack.h"
 
-static const char *kind_names[] = {NULL, "hello", "job", "task", "result", "ack", "done", "error"};
+static const char *kind_names[] = {NULL, "hello", "job", "task", "result", "ack", "done", "error", "train", "model", "saved"};
 static const char *dtype_names[] = {NULL, "u8", "u16", "i16", "u32", "i32", "f32", "f64"};
 static const size_t dtype_sizes[] = {0, 1, 2, 2, 4, 4, 4, 8};
 
 const char *gm_msg_kind_name(gm_msg_kind_t kind) {
-    return (kind >= GM_MSG_HELLO && kind <= GM_MSG_ERROR) ? kind_names[kind] : NULL;
+    return (kind >= GM_MSG_HELLO && kind <= GM_MSG_SAVED) ? kind_names[kind] : NULL;
 }
 
 const char *gm_dtype_name(gm_dtype_t dt) { return (dt > GM_DT_NONE && dt <= GM_DT_F64) ? dtype_names[dt] : NULL; }
@@ -35,7 +35,7 @@ static int parse_kind(const msgpack_object *map, gm_msg_kind_t *kind, char *err)
     const msgpack_object *t = gm_mpack_get(map, "t");
     if (!t) return gm_err(err, "header key \"t\" is missing");
     if (t->type != MSGPACK_OBJECT_STR) return gm_err(err, "header key \"t\" is not a string");
-    for (int k = GM_MSG_HELLO; k <= GM_MSG_ERROR; k++) {
+    for (int k = GM_MSG_HELLO; k <= GM_MSG_SAVED; k++) {
         if (strlen(kind_names[k]) == t->via.str.size && memcmp(kind_names[k], t->via.str.ptr, t->via.str.size) == 0) {
             *kind = (gm_msg_kind_t)k;
             return 0;
@@ -128,6 +128,18 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
     case GM_MSG_ERROR:
         if (gm_mpack_str(m, "msg", h->text, sizeof h->text, err) < 0) goto out;
         break;
+    case GM_MSG_TRAIN:
+        if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
+        if (get_u32(m, "i", GM_WIRE_MAX_ITERATIONS, &h->iteration, err) < 0) goto out;
+        if (get_u32(m, "n", GM_WIRE_MAX_ROWS, &h->count, err) < 0) goto out;
+        if (get_u32(m, "k", GM_WIRE_MAX_BANDS, &h->cols, err) < 0) goto out;
+        if (h->count == 0 || h->cols == 0) { gm_err(err, "header key \"n\" or \"k\" is 0: a training task needs samples"); goto out; }
+        break;
+    case GM_MSG_MODEL:
+    case GM_MSG_SAVED:
+        if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
+        if (get_u32(m, "i", GM_WIRE_MAX_ITERATIONS, &h->iteration, err) < 0) goto out;
+        break;
     }
     rc = 0;
 out:
@@ -156,6 +168,9 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_ACK: n += 2; break;
     case GM_MSG_DONE: n += 1; break;
     case GM_MSG_ERROR: n += 1; break;
+    case GM_MSG_TRAIN: n += 4; break;
+    case GM_MSG_MODEL:
+    case GM_MSG_SAVED: n += 2; break;
     default: break;
     }
     msgpack_pack_map(&pk, n);
@@ -189,6 +204,17 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_ERROR:
         gm_mpack_pack_cstr(&pk, "msg");
         gm_mpack_pack_cstr(&pk, h->text);
+        break;
+    case GM_MSG_TRAIN:
+        pack_uint(&pk, "job", h->job);
+        pack_uint(&pk, "i", h->iteration);
+        pack_uint(&pk, "n", h->count);
+        pack_uint(&pk, "k", h->cols);
+        break;
+    case GM_MSG_MODEL:
+    case GM_MSG_SAVED:
+        pack_uint(&pk, "job", h->job);
+        pack_uint(&pk, "i", h->iteration);
         break;
     default: break;
     }

@@ -15,6 +15,8 @@
 #define GM_WIRE_MAX_BLOCK 8192         /* largest block side, in pixels */
 #define GM_WIRE_MAX_BANDS 4096         /* most covariate or output bands */
 #define GM_WIRE_MAX_ACKS 65536         /* most block ids in one ack */
+#define GM_WIRE_MAX_ITERATIONS 4095    /* highest iteration index */
+#define GM_WIRE_MAX_ROWS (1u << 26)    /* most sample rows in one training task */
 
 typedef enum {
     GM_MSG_HELLO = 1, /* peer -> reader control: "send me the job" */
@@ -23,7 +25,10 @@ typedef enum {
     GM_MSG_RESULT,    /* worker -> writer: one block of outputs; frames: one per output file */
     GM_MSG_ACK,       /* writer -> reader: blocks durably written; frame: uint32 block ids */
     GM_MSG_DONE,      /* writer -> reader: every output is complete */
-    GM_MSG_ERROR      /* any reply: a request was refused; "msg" says why */
+    GM_MSG_ERROR,     /* any reply: a request was refused; "msg" says why */
+    GM_MSG_TRAIN,     /* reader -> worker: one iteration's samples; frames: features, labels */
+    GM_MSG_MODEL,     /* worker -> writer: one iteration's trained model; frame: model bytes */
+    GM_MSG_SAVED      /* writer -> reader: a model is saved; frame: its bytes */
 } gm_msg_kind_t;
 
 typedef enum { GM_DT_NONE = 0, GM_DT_U8, GM_DT_U16, GM_DT_I16, GM_DT_U32, GM_DT_I32, GM_DT_F32, GM_DT_F64 } gm_dtype_t;
@@ -38,7 +43,9 @@ typedef struct {
     uint32_t w, h;      /* "w", "h": block size in pixels (task, result) */
     uint32_t bands;     /* "n": covariate bands in the payload (task) */
     gm_dtype_t dtype;   /* "dt": payload sample type (task: always f32) */
-    uint32_t count;     /* "n": block ids in the payload (ack) */
+    uint32_t count;     /* "n": block ids in the payload (ack); sample rows (train) */
+    uint32_t iteration; /* "i": iteration, from 0 (train, model, saved) */
+    uint32_t cols;      /* "k": features per sample row (train) */
     char role[16];      /* "role": "worker" or "writer" (hello) */
     char text[256];     /* "msg": human-readable reason (error) */
 } gm_header_t;

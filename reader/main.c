@@ -8,7 +8,12 @@
 
 static const char usage[] =
     "Usage: gridmill-reader [options] --model MODEL COVARIATE [COVARIATE...]\n"
-    "Reads covariate rasters block by block and pushes them to gridmill-worker processes.\n"
+    "       gridmill-reader [options] --out DIR --polygons MAP (--class-field F | --target-field F |\n"
+    "                       --composition CSV) [run options] COVARIATE [COVARIATE...]\n"
+    "       gridmill-reader [options] --out DIR --models DIR [summary options] COVARIATE [COVARIATE...]\n"
+    "Reads covariate rasters block by block and pushes them to gridmill-worker processes. With --polygons,\n"
+    "first samples the polygons for every iteration, has the workers train one model per iteration, then\n"
+    "applies every model in one pass over the blocks and has the workers summarise them.\n"
     "\n"
     "  --model FILE          XGBoost model (.json, .ubj or legacy binary) applied by the workers\n"
     "  --covariates F...     covariate rasters (any GDAL raster; all bands are features, in order)\n"
@@ -21,6 +26,20 @@ static const char usage[] =
     "  --probabilities       classification: also write one probability band per class\n"
     "  --max-inflight N      most blocks read but not yet written (default: two output strips)\n"
     "  --io-threads N        concurrent GDAL reads (2)\n"
+    "Run options:\n"
+    "  --out DIR             where sample tables (DIR/samples) and the class table go\n"
+    "  --polygons MAP[:LAYER] the map units to sample (any OGR vector)\n"
+    "  --class-field F       the map unit's class   | --target-field F  a numeric target (regression)\n"
+    "  --composition CSV     polygon,class,proportion rows (DSMART)   --id-field F  polygon id field (FID)\n"
+    "  --iterations N        realisations (100)\n"
+    "  --samples-per-polygon N (20) | --sample-density D per km2 [--min-samples M (1)]\n"
+    "  --seed S              random seed (1)\n"
+    "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
+    "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
+    "  --observations P[:L]  observed points added to every iteration   --observations-field F\n"
+    "  --models DIR          apply DIR/iter-*.json instead of training\n"
+    "  --nprob N             the N most probable classes   --quantiles Q,Q,...  regression quantiles\n"
+    "  --realisations        also write each iteration's map\n"
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"
     "  --log-file FILE       also append log lines to FILE\n"
@@ -35,6 +54,13 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     o->results_ep = "tcp://127.0.0.1:5558";
     o->tile = 256;
     o->io_threads = 2;
+    o->iterations = 100;
+    o->min_samples = 1;
+    o->seed = 1;
+    o->trees = 1;
+    o->max_depth = 6;
+    o->xgb_params = calloc((size_t)argc, sizeof *o->xgb_params);
+    if (!o->xgb_params) return gm_err(err, "out of memory");
     o->covariates = calloc((size_t)argc, sizeof *o->covariates);
     if (!o->covariates) return gm_err(err, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -59,6 +85,14 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
             o->probabilities = 1;
             continue;
         }
+        if (!strcmp(a, "--rf")) {
+            o->rf = 1;
+            continue;
+        }
+        if (!strcmp(a, "--realisations")) {
+            o->realisations = 1;
+            continue;
+        }
         if (!(v = gm_cli_value(argc, argv, &i, err))) return -1;
         if (!strcmp(a, "--model")) o->model_path = v;
         else if (!strcmp(a, "--control")) o->control_ep = v;
@@ -74,12 +108,57 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
             if (gm_cli_uint(a, v, 1, 1000000, &o->max_inflight, err) < 0) return -1;
         } else if (!strcmp(a, "--io-threads")) {
             if (gm_cli_uint(a, v, 1, 64, &o->io_threads, err) < 0) return -1;
+        } else if (!strcmp(a, "--out")) o->out_dir = v;
+        else if (!strcmp(a, "--polygons")) o->polygons = v;
+        else if (!strcmp(a, "--class-field")) o->class_field = v;
+        else if (!strcmp(a, "--target-field")) o->target_field = v;
+        else if (!strcmp(a, "--composition")) o->composition = v;
+        else if (!strcmp(a, "--id-field")) o->id_field = v;
+        else if (!strcmp(a, "--observations")) o->observations = v;
+        else if (!strcmp(a, "--observations-field")) o->observations_field = v;
+        else if (!strcmp(a, "--models")) o->models_dir = v;
+        else if (!strcmp(a, "--eta")) o->eta = v;
+        else if (!strcmp(a, "--objective")) o->objective = v;
+        else if (!strcmp(a, "--quantiles")) o->quantiles = v;
+        else if (!strcmp(a, "--xgb-param")) {
+            if (!strchr(v, '=')) return gm_err(err, "option --xgb-param: \"%s\" is not KEY=VALUE", v);
+            o->xgb_params[o->nxgb_params++] = v;
+        } else if (!strcmp(a, "--iterations")) {
+            if (gm_cli_uint(a, v, 1, GM_JOB_MAX_MODELS, &o->iterations, err) < 0) return -1;
+        } else if (!strcmp(a, "--samples-per-polygon")) {
+            if (gm_cli_uint(a, v, 1, 1000000, &o->per_polygon, err) < 0) return -1;
+        } else if (!strcmp(a, "--sample-density")) {
+            char *end;
+            o->density = strtod(v, &end);
+            if (*end || !(o->density > 0)) return gm_err(err, "option --sample-density: \"%s\" is not a positive number", v);
+        } else if (!strcmp(a, "--min-samples")) {
+            if (gm_cli_uint(a, v, 0, 1000000, &o->min_samples, err) < 0) return -1;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            o->seed = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-') return gm_err(err, "option --seed: \"%s\" is not a non-negative integer", v);
+        } else if (!strcmp(a, "--trees")) {
+            if (gm_cli_uint(a, v, 1, 100000, &o->trees, err) < 0) return -1;
+        } else if (!strcmp(a, "--max-depth")) {
+            if (gm_cli_uint(a, v, 0, 64, &o->max_depth, err) < 0) return -1;
+        } else if (!strcmp(a, "--nprob")) {
+            if (gm_cli_uint(a, v, 1, 65535, &o->nprob, err) < 0) return -1;
         } else {
             return gm_err(err, "unknown option %s (see --help)", a);
         }
     }
-    if (!o->model_path) return gm_err(err, "no model given (--model FILE)");
     if (o->ncovariates == 0) return gm_err(err, "no covariate rasters given");
+    if (o->polygons || o->models_dir) {
+        if (o->model_path) return gm_err(err, "--model applies one model: use it without --polygons or --models");
+        if (!o->out_dir) return gm_err(err, "no output folder given (--out DIR)");
+        if (o->polygons && !!o->class_field + !!o->target_field + !!o->composition != 1)
+            return gm_err(err, "give exactly one of --class-field, --target-field and --composition");
+        if (o->per_polygon && o->density > 0)
+            return gm_err(err, "give --samples-per-polygon or --sample-density, not both");
+        if (!o->per_polygon && !(o->density > 0)) o->per_polygon = 20;
+    } else if (!o->model_path) {
+        return gm_err(err, "no model given (--model FILE, or --polygons MAP for the full job)");
+    }
     return 0;
 }
 
@@ -121,10 +200,18 @@ int main(int argc, char **argv) {
         free(r.opt.covariates);
         return rc < 0 ? 2 : 0;
     }
-    if (gm_cli_setup("gridmill-reader", &r.opt.common, err) < 0 || reader_job_build(&r, err) < 0) {
+    int run = r.opt.polygons || r.opt.models_dir;
+    if (gm_cli_setup("gridmill-reader", &r.opt.common, err) < 0 || reader_stacks_open(&r, err) < 0 ||
+        (run ? reader_run_start(&r, err) : reader_job_build(&r, err)) < 0) {
         fprintf(stderr, "gridmill-reader: %s\n", err);
+        reader_run_free(&r);
         gm_job_clear(&r.job);
+        for (uint32_t i = 0; r.stacks && i < r.opt.io_threads; i++) gm_stack_destroy(&r.stacks[i]);
+        free(r.stacks);
+        free(r.free_stacks);
+        free(r.job_header);
         free(r.opt.covariates);
+        free(r.opt.xgb_params);
         return 1;
     }
     r.delay_ms = gm_cli_debug_delay_ms();
@@ -137,13 +224,10 @@ int main(int argc, char **argv) {
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_timer_start(&r.stats, on_stats, 10000, 10000);
-    if (reader_control_start(&r, err) < 0 || reader_feed_start(&r, err) < 0) {
+    if (reader_control_start(&r, err) < 0 || reader_feed_bind(&r, err) < 0 ||
+        (r.job.mode == GM_MODE_TRAIN ? reader_run_pump(&r, err) : reader_feed_begin(&r, err)) < 0) {
         fprintf(stderr, "gridmill-reader: %s\n", err);
         reader_finish(&r, 1);
-    } else {
-        gm_log(GM_LOG_INFO, "job %016llx: %u blocks of %ux%u over %ux%u pixels, %u bands; serving on %s",
-               (unsigned long long)r.job.id, r.nblocks, r.job.block_w, r.job.block_h, r.job.xsize, r.job.ysize,
-               r.job.nbands, r.opt.control_ep);
     }
     uv_run(r.loop, UV_RUN_DEFAULT);
     uv_loop_close(r.loop);
@@ -152,17 +236,17 @@ int main(int argc, char **argv) {
     free(r.stacks);
     free(r.free_stacks);
     free(r.state);
+    free(r.reads_of_block);
     free(r.job_header);
+    reader_run_free(&r);
     while (r.ready_head) {
         ready_t *n = r.ready_head->next;
         gm_msg_destroy(&r.ready_head->msg);
         free(r.ready_head);
         r.ready_head = n;
     }
-    if (r.exit_code == 0)
-        gm_log(GM_LOG_INFO, "done: %u blocks read once each and written; %llu malformed messages dropped", r.nblocks,
-               (unsigned long long)r.dropped);
     gm_job_clear(&r.job);
     free(r.opt.covariates);
+    free(r.opt.xgb_params);
     return r.exit_code;
 }

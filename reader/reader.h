@@ -25,6 +25,31 @@ typedef struct {
     uint32_t max_inflight;         /* --max-inflight, 0 = automatic */
     uint32_t io_threads;           /* --io-threads: concurrent GDAL reads */
     int probabilities;             /* --probabilities */
+    /* the full job (run): sample, train per iteration, apply every model, summarise */
+    const char *out_dir;           /* --out: sample tables and class table go here */
+    const char *polygons;          /* --polygons MAP[:LAYER] */
+    const char *class_field;       /* --class-field */
+    const char *target_field;      /* --target-field */
+    const char *composition;       /* --composition CSV */
+    const char *id_field;          /* --id-field */
+    const char *observations;      /* --observations POINTS[:LAYER] */
+    const char *observations_field;/* --observations-field (default: the class or target field) */
+    const char *models_dir;        /* --models DIR: apply these instead of training */
+    uint32_t iterations;           /* --iterations */
+    uint32_t per_polygon;          /* --samples-per-polygon */
+    double density;                /* --sample-density, points per km² */
+    uint32_t min_samples;          /* --min-samples */
+    uint64_t seed;                 /* --seed */
+    uint32_t trees;                /* --trees */
+    int rf;                        /* --rf */
+    uint32_t max_depth;            /* --max-depth */
+    const char *eta;               /* --eta */
+    const char *objective;         /* --objective (regression) */
+    const char **xgb_params;       /* --xgb-param KEY=VALUE, repeatable */
+    int nxgb_params;
+    uint32_t nprob;                /* --nprob */
+    const char *quantiles;         /* --quantiles 0.05,0.5,0.95 */
+    int realisations;              /* --realisations */
 } reader_options_t;
 
 typedef enum { BLOCK_PENDING = 0, BLOCK_READING, BLOCK_READY, BLOCK_SENT, BLOCK_ACKED } block_state_t;
@@ -56,6 +81,9 @@ typedef struct {
     uint32_t nacked, nsent;
     ready_t *ready_head, *ready_tail;
     unsigned delay_ms;             /* GRIDMILL_DEBUG_DELAY_MS */
+    uint32_t *reads_of_block;      /* prediction pass: times each block was read */
+    uint64_t block_reads;          /* prediction pass: block reads in all */
+    struct reader_run_s *run;      /* the full job's state, NULL for predict */
     uint64_t dropped;              /* malformed messages dropped */
     int finished;
     int exit_code;
@@ -63,10 +91,29 @@ typedef struct {
 
 /* Parses argv into 'opt'. Returns 0, 1 when --help or --version was served, or -1 with 'err'. */
 int reader_options_parse(int argc, char **argv, reader_options_t *opt, char *err);
-/* Opens the covariates and the model, checks they fit, and builds r->job. Returns 0, or -1 with 'err'. */
+/* Loads the model, checks it fits the covariates, and installs the predict job. Returns 0, or -1 with 'err'. */
 int reader_job_build(reader_t *r, char *err);
-/* Binds the task and ack sockets and starts reading blocks. Returns 0, or -1 with 'err'. */
-int reader_feed_start(reader_t *r, char *err);
+/* Fills a job's grid, bands and block plan from the covariates. */
+void reader_job_grid(reader_t *r, gm_job_t *job);
+/* Opens one covariate stack per I/O thread. Returns 0, or -1 with 'err'. */
+int reader_stacks_open(reader_t *r, char *err);
+/* Binds the task and ack sockets. Returns 0, or -1 with 'err'. */
+int reader_feed_bind(reader_t *r, char *err);
+/* Starts reading the blocks of the current job (predict or summarise). Returns 0, or -1 with 'err'. */
+int reader_feed_begin(reader_t *r, char *err);
+/* Queues a message for the task socket and sends what it can; 'block' is marked sent when it goes
+ * (UINT32_MAX for messages that are not blocks). Returns 0, or -1 when out of memory. */
+int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block);
+/* Makes 'job' the current job: encodes it for hellos. Returns 0, or -1 with 'err'. */
+int reader_job_install(reader_t *r, gm_job_t *job, char *err);
+/* Prepares the full job: polygons, training job, sampling. Returns 0, or -1 with 'err'. */
+int reader_run_start(reader_t *r, char *err);
+/* Starts (or continues) sampling iterations and sending training tasks. Returns 0, or -1 with 'err'. */
+int reader_run_pump(reader_t *r, char *err);
+/* Takes a "saved" message from the writer: a trained model on disk, with its bytes. */
+void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h);
+/* Frees the full job's state. */
+void reader_run_free(reader_t *r);
 /* Starts as many block reads as the in-flight bound and idle I/O threads allow. */
 void reader_feed_pump(reader_t *r);
 /* Binds the control socket and answers hellos with the job. Returns 0, or -1 with 'err'. */

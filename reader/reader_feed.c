@@ -46,13 +46,27 @@ static void flush_ready(reader_t *r) {
             reader_finish(r, 1);
             return;
         }
-        r->nsent++;
-        r->state[q->block] = BLOCK_SENT;
+        if (q->block != UINT32_MAX) {
+            r->nsent++;
+            r->state[q->block] = BLOCK_SENT;
+        }
         r->ready_head = q->next;
         if (!r->ready_head) r->ready_tail = NULL;
         free(q);
     }
     if (r->tasks) gm_sock_want_writable(r->tasks, 0);
+}
+
+int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block) {
+    ready_t *q = calloc(1, sizeof *q);
+    if (!q) return -1;
+    q->msg = msg;
+    q->block = block;
+    if (r->ready_tail) r->ready_tail->next = q;
+    else r->ready_head = q;
+    r->ready_tail = q;
+    flush_ready(r);
+    return 0;
 }
 
 /* Builds the task message for a finished read: header frame + one frame of band-sequential float32. */
@@ -88,21 +102,21 @@ static void after_read(uv_work_t *req, int status) {
         reader_finish(r, 1);
         goto out;
     }
+    r->block_reads++;
+    r->reads_of_block[rd->block]++;
     gm_msg_t *msg = task_message(r, rd, err);
-    ready_t *q = msg ? calloc(1, sizeof *q) : NULL;
-    if (!q) {
-        gm_log(GM_LOG_ERROR, "block %u: %s", rd->block, msg ? "out of memory" : err);
-        gm_msg_destroy(&msg);
+    if (!msg) {
+        gm_log(GM_LOG_ERROR, "block %u: %s", rd->block, err);
         reader_finish(r, 1);
         goto out;
     }
-    q->msg = msg;
-    q->block = rd->block;
     r->state[rd->block] = BLOCK_READY;
-    if (r->ready_tail) r->ready_tail->next = q;
-    else r->ready_head = q;
-    r->ready_tail = q;
-    flush_ready(r);
+    if (reader_feed_queue(r, msg, rd->block) < 0) {
+        gm_msg_destroy(&msg);
+        gm_log(GM_LOG_ERROR, "block %u: out of memory", rd->block);
+        reader_finish(r, 1);
+        goto out;
+    }
     reader_feed_pump(r);
 out:
     free(rd->planes);
@@ -110,7 +124,7 @@ out:
 }
 
 void reader_feed_pump(reader_t *r) {
-    while (!r->finished && r->next_block < r->nblocks && r->inflight < r->max_inflight && r->nfree > 0) {
+    while (!r->finished && r->state && r->next_block < r->nblocks && r->inflight < r->max_inflight && r->nfree > 0) {
         read_t *rd = calloc(1, sizeof *rd);
         if (!rd) {
             gm_log(GM_LOG_ERROR, "out of memory");
@@ -143,13 +157,20 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         if (msg->nframes < 1) snprintf(err, sizeof err, "no header frame");
         gm_log(GM_LOG_WARN, "acks: dropped a malformed message: %s", err);
         r->dropped++;
-    } else if ((h.kind != GM_MSG_ACK && h.kind != GM_MSG_DONE) || h.job != r->job.id) {
+    } else if (h.kind == GM_MSG_SAVED && r->run) {
+        reader_run_saved(r, msg, &h);
+    } else if ((h.kind != GM_MSG_ACK && h.kind != GM_MSG_DONE) || h.job != r->job.id || !r->state) {
         gm_log(GM_LOG_WARN, "acks: dropped a \"%s\" message for job %016llx", gm_msg_kind_name(h.kind),
                (unsigned long long)h.job);
         r->dropped++;
     } else if (h.kind == GM_MSG_DONE) {
         if (r->nacked == r->nblocks) {
-            gm_log(GM_LOG_DEBUG, "the writer reports every output complete");
+            uint32_t most = 0;
+            for (uint32_t b = 0; b < r->nblocks; b++) most = r->reads_of_block[b] > most ? r->reads_of_block[b] : most;
+            gm_log(GM_LOG_INFO, "covariate block reads: %u blocks read %llu times in the prediction pass (%s)",
+                   r->nblocks, (unsigned long long)r->block_reads, most == 1 ? "each once" : "some more than once");
+            gm_log(GM_LOG_INFO, "done: every output written; %llu malformed messages dropped",
+                   (unsigned long long)r->dropped);
             reader_finish(r, 0);
         } else {
             gm_log(GM_LOG_WARN, "acks: the writer reports done with %u of %u blocks acked", r->nacked, r->nblocks);
@@ -175,10 +196,24 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     gm_msg_destroy(&msg);
 }
 
-int reader_feed_start(reader_t *r, char *err) {
+int reader_feed_bind(reader_t *r, char *err) {
+    r->tasks = gm_sock_new(r->loop, r->zctx, ZMQ_PUSH, "tasks", err);
+    r->acks = gm_sock_new(r->loop, r->zctx, ZMQ_PULL, "acks", err);
+    if (!r->tasks || !r->acks) return -1;
+    gm_sock_set_hwm(r->tasks, 2, 0); /* few queued per worker: blocks go to whoever is free */
+    gm_sock_set_maxmsgsize(r->acks, (int64_t)1 << 31);
+    if (gm_sock_bind(r->tasks, r->opt.tasks_ep, err) < 0 || gm_sock_bind(r->acks, r->opt.acks_ep, err) < 0) return -1;
+    if (gm_sock_start(r->tasks, NULL, on_tasks_writable, r, err) < 0 || gm_sock_start(r->acks, on_ack, NULL, r, err) < 0)
+        return -1;
+    return 0;
+}
+
+int reader_feed_begin(reader_t *r, char *err) {
     r->nblocks = gm_job_nblocks(&r->job);
+    r->next_block = r->nacked = r->nsent = r->inflight = 0;
     r->state = calloc(r->nblocks, 1);
-    if (!r->state) return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    r->reads_of_block = calloc(r->nblocks, sizeof *r->reads_of_block);
+    if (!r->state || !r->reads_of_block) return gm_err(err, "out of memory for %u blocks", r->nblocks);
     uint32_t strip = gm_job_blocks_per_strip(&r->job);
     r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : 2 * strip;
     if (r->max_inflight < strip + 1) {
@@ -186,14 +221,9 @@ int reader_feed_start(reader_t *r, char *err) {
                strip, strip + 1);
         r->max_inflight = strip + 1;
     }
-    r->tasks = gm_sock_new(r->loop, r->zctx, ZMQ_PUSH, "tasks", err);
-    r->acks = gm_sock_new(r->loop, r->zctx, ZMQ_PULL, "acks", err);
-    if (!r->tasks || !r->acks) return -1;
-    gm_sock_set_hwm(r->tasks, 2, 0); /* few queued per worker: blocks go to whoever is free */
-    gm_sock_set_maxmsgsize(r->acks, 4 * (int64_t)GM_WIRE_MAX_ACKS + GM_WIRE_MAX_HEADER);
-    if (gm_sock_bind(r->tasks, r->opt.tasks_ep, err) < 0 || gm_sock_bind(r->acks, r->opt.acks_ep, err) < 0) return -1;
-    if (gm_sock_start(r->tasks, NULL, on_tasks_writable, r, err) < 0 || gm_sock_start(r->acks, on_ack, NULL, r, err) < 0)
-        return -1;
+    gm_log(GM_LOG_INFO, "job %016llx: applying %u model%s to %u blocks of %ux%u over %ux%u pixels, %u bands",
+           (unsigned long long)r->job.id, r->job.nmodels, r->job.nmodels > 1 ? "s" : "", r->nblocks, r->job.block_w,
+           r->job.block_h, r->job.xsize, r->job.ysize, r->job.nbands);
     reader_feed_pump(r);
     return 0;
 }

@@ -13,73 +13,87 @@ static uint32_t pick_block(const reader_options_t *o, const gm_grid_t *g) {
     return 256;
 }
 
-int reader_job_build(reader_t *r, char *err) {
-    const reader_options_t *o = &r->opt;
-    gm_job_t *job = &r->job;
-    int rc = -1;
-    void *bytes = NULL;
-    size_t len = 0;
-    gm_model_t *model = NULL;
-    gm_stack_t *stack = gm_stack_open(o->covariates, o->ncovariates, err);
-    if (!stack) return -1;
-    const gm_grid_t *g = gm_stack_grid(stack);
-
-    if (gm_model_read_file(o->model_path, &bytes, &len, err) < 0) goto out;
-    model = gm_model_load(bytes, len, 1, o->model_path, err);
-    if (!model) goto out;
-    const gm_model_info_t *mi = gm_model_info(model);
-    if (mi->nfeature != gm_stack_nbands(stack)) {
-        gm_err(err, "%s: the model expects %u features, the covariates have %u bands", o->model_path, mi->nfeature,
-               gm_stack_nbands(stack));
-        goto out;
-    }
-
+void reader_job_grid(reader_t *r, gm_job_t *job) {
+    const gm_grid_t *g = gm_stack_grid(r->stacks[0]);
     job->xsize = g->xsize;
     job->ysize = g->ysize;
     memcpy(job->gt, g->gt, sizeof job->gt);
     job->crs = strdup(g->crs);
-    job->nbands = gm_stack_nbands(stack);
-    job->block_w = job->block_h = pick_block(o, g);
-    job->tile = o->tile;
-    job->kind = mi->kind;
-    snprintf(job->objective, sizeof job->objective, "%s", mi->objective);
-    job->nclass = mi->nclass;
-    job->probabilities = o->probabilities && mi->kind == GM_KIND_CLASSIFICATION;
+    job->nbands = gm_stack_nbands(r->stacks[0]);
+    job->block_w = job->block_h = pick_block(&r->opt, g);
+    job->tile = r->opt.tile;
+}
+
+int reader_job_build(reader_t *r, char *err) {
+    const reader_options_t *o = &r->opt;
+    gm_job_t job;
+    memset(&job, 0, sizeof job);
+    int rc = -1;
+    void *bytes = NULL;
+    size_t len = 0;
+    gm_model_t *model = NULL;
+    if (gm_model_read_file(o->model_path, &bytes, &len, err) < 0) goto out;
+    model = gm_model_load(bytes, len, 1, o->model_path, err);
+    if (!model) goto out;
+    const gm_model_info_t *mi = gm_model_info(model);
+    if (mi->nfeature != gm_stack_nbands(r->stacks[0])) {
+        gm_err(err, "%s: the model expects %u features, the covariates have %u bands", o->model_path, mi->nfeature,
+               gm_stack_nbands(r->stacks[0]));
+        goto out;
+    }
+    reader_job_grid(r, &job);
+    job.mode = GM_MODE_PREDICT;
+    job.kind = mi->kind;
+    snprintf(job.objective, sizeof job.objective, "%s", mi->objective);
+    job.nclass = mi->nclass;
+    job.probabilities = o->probabilities && mi->kind == GM_KIND_CLASSIFICATION;
     if (o->probabilities && mi->kind != GM_KIND_CLASSIFICATION)
         gm_log(GM_LOG_WARN, "%s: --probabilities ignored: %s is a regression", o->model_path, mi->objective);
-    if (gm_job_plan_outputs(job, err) < 0) goto out;
-    job->models = calloc(1, sizeof *job->models);
-    if (!job->crs || !job->models) {
+    job.nmodels = 1;
+    if (gm_job_plan_outputs(&job, err) < 0) goto out;
+    job.models = calloc(1, sizeof *job.models);
+    if (!job.crs || !job.models) {
         gm_err(err, "out of memory");
         goto out;
     }
-    job->nmodels = 1;
-    snprintf(job->models[0].format, sizeof job->models[0].format, "%s", gm_job_model_format(bytes, len));
-    job->models[0].bytes = bytes;
-    job->models[0].size = len;
+    snprintf(job.models[0].format, sizeof job.models[0].format, "%s", gm_job_model_format(bytes, len));
+    job.models[0].bytes = bytes;
+    job.models[0].size = len;
     bytes = NULL;
-    snprintf(job->tasks_ep, sizeof job->tasks_ep, "%s", o->tasks_ep);
-    snprintf(job->results_ep, sizeof job->results_ep, "%s", o->results_ep);
-    snprintf(job->acks_ep, sizeof job->acks_ep, "%s", o->acks_ep);
-    if (gm_job_compute_id(job, err) < 0) goto out;
-    if (gm_job_encode(job, &r->job_header, &r->job_header_len, err) < 0) goto out;
-
-    /* One stack per I/O thread: GDAL handles are not shared between threads. */
-    r->stacks = calloc(o->io_threads, sizeof *r->stacks);
-    r->free_stacks = calloc(o->io_threads, sizeof *r->free_stacks);
-    if (!r->stacks || !r->free_stacks) {
-        gm_err(err, "out of memory");
-        goto out;
-    }
-    r->stacks[0] = stack;
-    stack = NULL;
-    for (uint32_t i = 1; i < o->io_threads; i++)
-        if (!(r->stacks[i] = gm_stack_reopen(r->stacks[0], err))) goto out;
-    for (uint32_t i = 0; i < o->io_threads; i++) r->free_stacks[r->nfree++] = (int)i;
+    if (reader_job_install(r, &job, err) < 0) goto out;
     rc = 0;
 out:
+    gm_job_clear(&job);
     gm_model_destroy(&model);
-    gm_stack_destroy(&stack);
     free(bytes);
     return rc;
+}
+
+int reader_stacks_open(reader_t *r, char *err) {
+    const reader_options_t *o = &r->opt;
+    if (!r->stacks && !(r->stacks = calloc(o->io_threads, sizeof *r->stacks))) return gm_err(err, "out of memory");
+    r->free_stacks = calloc(o->io_threads, sizeof *r->free_stacks);
+    if (!r->free_stacks) return gm_err(err, "out of memory");
+    if (!r->stacks[0] && !(r->stacks[0] = gm_stack_open(o->covariates, o->ncovariates, err))) return -1;
+    /* One stack per I/O thread: GDAL handles are not shared between threads. */
+    for (uint32_t i = 1; i < o->io_threads; i++)
+        if (!(r->stacks[i] = gm_stack_reopen(r->stacks[0], err))) return -1;
+    for (uint32_t i = 0; i < o->io_threads; i++) r->free_stacks[r->nfree++] = (int)i;
+    return 0;
+}
+
+int reader_job_install(reader_t *r, gm_job_t *job, char *err) {
+    void *header;
+    size_t len;
+    snprintf(job->tasks_ep, sizeof job->tasks_ep, "%s", r->opt.tasks_ep);
+    snprintf(job->results_ep, sizeof job->results_ep, "%s", r->opt.results_ep);
+    snprintf(job->acks_ep, sizeof job->acks_ep, "%s", r->opt.acks_ep);
+    if (gm_job_compute_id(job, err) < 0 || gm_job_encode(job, &header, &len, err) < 0) return -1;
+    gm_job_clear(&r->job);
+    free(r->job_header);
+    r->job = *job;
+    memset(job, 0, sizeof *job);
+    r->job_header = header;
+    r->job_header_len = len;
+    return 0;
 }

@@ -27,16 +27,16 @@ static int install_job(worker_t *w, gm_msg_t *msg, char *err) {
     gm_applier_destroy(&w->applier);
     gm_job_clear(&w->job);
     w->job = job; /* the applier keeps a pointer to w->job */
-    applier = gm_applier_new(&w->job, (int)w->opt.threads, err);
-    if (!applier) {
+    if (w->job.mode != GM_MODE_TRAIN) applier = gm_applier_new(&w->job, (int)w->opt.threads, err);
+    if (w->job.mode != GM_MODE_TRAIN && !applier) {
         gm_job_clear(&w->job);
         w->have_job = 0;
         return -1;
     }
     w->applier = applier;
     w->have_job = 1;
-    gm_log(GM_LOG_DEBUG, "job %016llx: %s, %u bands, %u blocks; model %s of %zu bytes", (unsigned long long)w->job.id,
-           w->job.objective, w->job.nbands, gm_job_nblocks(&w->job), w->job.models[0].format, w->job.models[0].size);
+    gm_log(GM_LOG_DEBUG, "job %016llx: %s, %s, %u bands, %u models", (unsigned long long)w->job.id,
+           w->job.mode == GM_MODE_TRAIN ? "training" : "applying", w->job.objective, w->job.nbands, w->job.nmodels);
     return 0;
 }
 

@@ -4,23 +4,39 @@
 #include <unistd.h>
 
 #include "gm_log.h"
+#include "gm_train.h"
 #include "gm_wire.h"
 #include "worker.h"
 
-/* One prediction, running in libuv's thread pool. */
+/* One prediction or one training, running in libuv's thread pool. */
 typedef struct {
     uv_work_t req;
     worker_t *w;
     gm_header_t h;
-    const float *planes;
+    float *planes;         /* task: band-sequential covariates; train: sample rows (an aligned copy) */
+    float *labels;         /* train: one label per row (an aligned copy) */
+    void *model;           /* train: the trained model's bytes */
+    size_t model_len;
     void *outs[GM_JOB_MAX_OUTPUTS];
     int rc;
     char err[GM_ERR_LEN];
 } predict_t;
 
+/* Mixes a run seed and an iteration into one training seed (splitmix64's finaliser). */
+static uint64_t iteration_seed(uint64_t seed, uint32_t iteration) {
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (iteration + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static void do_predict(uv_work_t *req) {
     predict_t *p = req->data;
-    p->rc = gm_applier_run(p->w->applier, p->planes, p->h.w, p->h.h, p->outs, p->err);
+    if (p->h.kind == GM_MSG_TRAIN)
+        p->rc = gm_train_model(&p->w->job, p->planes, p->labels, p->h.count, p->h.cols,
+                               iteration_seed(p->w->job.seed, p->h.iteration), &p->model, &p->model_len, p->err);
+    else
+        p->rc = gm_applier_run(p->w->applier, p->planes, p->h.w, p->h.h, p->outs, p->err);
     if (p->w->delay_ms) usleep(p->w->delay_ms * 1000u);
 }
 
@@ -49,11 +65,29 @@ static void after_predict(uv_work_t *req, int status) {
     worker_t *w = p->w;
     char err[GM_ERR_LEN];
     w->busy = 0;
-    gm_msg_destroy(&w->held);
     if (w->finished || status == UV_ECANCELED) goto out;
     if (p->rc < 0) {
-        gm_log(GM_LOG_ERROR, "block %u: %s", p->h.block, p->err);
+        if (p->h.kind == GM_MSG_TRAIN) gm_log(GM_LOG_ERROR, "iteration %u: %s", p->h.iteration + 1, p->err);
+        else gm_log(GM_LOG_ERROR, "block %u: %s", p->h.block, p->err);
         worker_finish(w, 1);
+        goto out;
+    }
+    if (p->h.kind == GM_MSG_TRAIN) {
+        gm_header_t mh = {.kind = GM_MSG_MODEL, .job = p->h.job, .iteration = p->h.iteration};
+        void *buf;
+        size_t len;
+        gm_msg_t *msg = gm_msg_new();
+        int ok = msg && gm_wire_encode(&mh, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 &&
+                 gm_msg_add_owned(msg, p->model, p->model_len) == 0;
+        p->model = NULL;
+        if (!ok) {
+            gm_msg_destroy(&msg);
+            gm_log(GM_LOG_ERROR, "iteration %u: out of memory sending the model", p->h.iteration + 1);
+            worker_finish(w, 1);
+            goto out;
+        }
+        w->unsent = msg;
+        flush_result(w);
         goto out;
     }
     gm_header_t rh = p->h;
@@ -77,11 +111,26 @@ static void after_predict(uv_work_t *req, int status) {
     flush_result(w);
 out:
     for (uint32_t i = 0; i < GM_JOB_MAX_OUTPUTS; i++) free(p->outs[i]);
+    free(p->model);
+    free(p->planes);
+    free(p->labels);
     free(p);
+}
+
+/* Checks a training task against the job. Returns 0, or -1 with 'err'. */
+static int check_train(worker_t *w, gm_msg_t *msg, const gm_header_t *h, char *err) {
+    if (w->job.mode != GM_MODE_TRAIN) return gm_err(err, "a training task for a job that does not train");
+    if (h->cols != w->job.nbands) return gm_err(err, "training task has %u features, the job %u", h->cols, w->job.nbands);
+    if (msg->nframes != 3 || gm_msg_size(msg, 1) != (size_t)h->count * h->cols * sizeof(float) ||
+        gm_msg_size(msg, 2) != (size_t)h->count * sizeof(float))
+        return gm_err(err, "training task %u payload is not %u rows of %u features and %u labels", h->iteration,
+                      h->count, h->cols, h->count);
+    return 0;
 }
 
 /* Checks a task against the job. Returns 0, or -1 with 'err'. */
 static int check_task(worker_t *w, gm_msg_t *msg, const gm_header_t *h, char *err) {
+    if (w->job.mode == GM_MODE_TRAIN) return gm_err(err, "a block task for a training job");
     if (gm_job_check_block(&w->job, h, err) < 0) return -1;
     if (h->bands != w->job.nbands) return gm_err(err, "task has %u bands, the job %u", h->bands, w->job.nbands);
     size_t want = (size_t)h->w * h->h * h->bands * sizeof(float);
@@ -94,8 +143,9 @@ void worker_tasks_run(worker_t *w) {
     char err[GM_ERR_LEN];
     while (w->held && !w->busy && !w->unsent && !w->finished) {
         gm_header_t h;
-        if (gm_wire_decode(gm_msg_data(w->held, 0), gm_msg_size(w->held, 0), &h, err) < 0 || h.kind != GM_MSG_TASK) {
-            if (h.kind != GM_MSG_TASK) snprintf(err, sizeof err, "not a task");
+        if (gm_wire_decode(gm_msg_data(w->held, 0), gm_msg_size(w->held, 0), &h, err) < 0 ||
+            (h.kind != GM_MSG_TASK && h.kind != GM_MSG_TRAIN)) {
+            if (h.kind != GM_MSG_TASK && h.kind != GM_MSG_TRAIN) snprintf(err, sizeof err, "not a task");
             gm_log(GM_LOG_WARN, "tasks: dropped a malformed message: %s", err);
             w->dropped++;
             gm_msg_destroy(&w->held);
@@ -115,7 +165,7 @@ void worker_tasks_run(worker_t *w) {
             worker_request_job(w);
             return;
         }
-        if (check_task(w, w->held, &h, err) < 0) {
+        if ((h.kind == GM_MSG_TRAIN ? check_train(w, w->held, &h, err) : check_task(w, w->held, &h, err)) < 0) {
             gm_log(GM_LOG_WARN, "tasks: dropped a bad task: %s", err);
             w->dropped++;
             gm_msg_destroy(&w->held);
@@ -123,7 +173,7 @@ void worker_tasks_run(worker_t *w) {
         }
         predict_t *p = calloc(1, sizeof *p);
         int ok = p != NULL;
-        for (uint32_t i = 0; ok && i < w->job.noutputs; i++)
+        for (uint32_t i = 0; ok && h.kind == GM_MSG_TASK && i < w->job.noutputs; i++)
             ok = (p->outs[i] = malloc(gm_job_output_bytes(&w->job.outputs[i], h.w, h.h))) != NULL;
         if (!ok) {
             for (uint32_t i = 0; p && i < w->job.noutputs; i++) free(p->outs[i]);
@@ -134,7 +184,21 @@ void worker_tasks_run(worker_t *w) {
         }
         p->w = w;
         p->h = h;
-        p->planes = gm_msg_data(w->held, 1);
+        /* ZeroMQ may hand frames at any address: copy them so floats are aligned for us and XGBoost */
+        p->planes = malloc(gm_msg_size(w->held, 1));
+        if (p->planes) memcpy(p->planes, gm_msg_data(w->held, 1), gm_msg_size(w->held, 1));
+        if (h.kind == GM_MSG_TRAIN && (p->labels = malloc(gm_msg_size(w->held, 2))))
+            memcpy(p->labels, gm_msg_data(w->held, 2), gm_msg_size(w->held, 2));
+        if (!p->planes || (h.kind == GM_MSG_TRAIN && !p->labels)) {
+            for (uint32_t i = 0; i < w->job.noutputs; i++) free(p->outs[i]);
+            free(p->planes);
+            free(p->labels);
+            free(p);
+            gm_log(GM_LOG_ERROR, "out of memory for block %u", h.block);
+            worker_finish(w, 1);
+            return;
+        }
+        gm_msg_destroy(&w->held); /* copied: the next task can come in while this one runs */
         p->req.data = p;
         w->busy = 1;
         uv_queue_work(w->loop, &p->req, do_predict, after_predict);

@@ -85,13 +85,81 @@ static void on_stats(uv_timer_t *h) {
            wr->nblocks, wr->next_strip, wr->nstrips);
 }
 
+void writer_request_job(writer_t *wr) {
+    char err[GM_ERR_LEN];
+    gm_msg_t *hello = gm_job_hello_msg("writer");
+    if (!hello || gm_sock_send(wr->control, &hello, err) < 0) {
+        gm_log(GM_LOG_ERROR, "control: cannot send a hello");
+        gm_msg_destroy(&hello);
+        writer_finish(wr, 1);
+        return;
+    }
+    gm_msg_destroy(&hello);
+    wr->job_requested = 1;
+}
+
+/* Takes one message from the results socket: a block result or a trained model of the current job. */
+static void take_result(writer_t *wr, gm_msg_t *msg) {
+    char err[GM_ERR_LEN];
+    gm_header_t h;
+    if (msg->nframes < 1 || gm_wire_decode(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &h, err) < 0) {
+        gm_log(GM_LOG_WARN, "results: dropped a malformed message: %s", msg->nframes ? err : "no frames");
+        wr->dropped++;
+    } else if (h.kind != GM_MSG_RESULT && h.kind != GM_MSG_MODEL) {
+        gm_log(GM_LOG_WARN, "results: dropped a \"%s\" message", gm_msg_kind_name(h.kind));
+        wr->dropped++;
+    } else if (!wr->have_job || h.job != wr->job.id) {
+        /* a job we do not hold yet: keep the message, stop reading, ask the reader */
+        wr->held = msg;
+        gm_sock_pause_recv(wr->results, 1);
+        if (!wr->job_requested) writer_request_job(wr);
+        return;
+    } else if (h.kind == GM_MSG_MODEL) {
+        writer_models_take(wr, msg, &h);
+    } else {
+        writer_strips_take(wr, msg, &h);
+    }
+    gm_msg_destroy(&msg);
+}
+
+static void on_result(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
+    (void)sock;
+    take_result(arg, msg);
+}
+
+/* Makes 'job' the current job: outputs and strips for an apply job, a model table for a training job. */
+static int install_job(writer_t *wr, gm_job_t *job, char *err) {
+    if (wr->have_job && wr->job.mode != GM_MODE_TRAIN)
+        return gm_err(err, "the reader switched jobs before job %016llx was complete", (unsigned long long)wr->job.id);
+    writer_strips_clear(wr);
+    free(wr->model_saved);
+    wr->model_saved = NULL;
+    gm_job_clear(&wr->job);
+    wr->job = *job;
+    wr->have_job = 1;
+    if (writer_acks_connect(wr, err) < 0) return -1;
+    if (wr->job.mode == GM_MODE_TRAIN) {
+        wr->models_saved = 0;
+        wr->model_saved = calloc(wr->job.iterations ? wr->job.iterations : 1, 1);
+        if (!wr->model_saved) return gm_err(err, "out of memory");
+        gm_log(GM_LOG_INFO, "job %016llx: saving %u models into %s/models", (unsigned long long)wr->job.id,
+               wr->job.iterations, wr->opt.out_dir);
+        return 0;
+    }
+    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0) return -1;
+    gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
+           wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
+    return 0;
+}
+
 static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     (void)sock;
     writer_t *wr = arg;
     char err[GM_ERR_LEN];
     uint32_t version;
     gm_msg_kind_t kind;
-    if (wr->have_job) {
+    gm_job_t job;
+    if (!wr->job_requested) {
         gm_log(GM_LOG_WARN, "control: dropped an unexpected reply");
     } else if (msg->nframes < 1 || gm_wire_peek(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &version, &kind, err) < 0) {
         gm_log(GM_LOG_ERROR, "control: the reader sent a malformed reply: %s", msg->nframes ? err : "no frames");
@@ -103,16 +171,29 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         else snprintf(err, sizeof err, "a \"%s\" reply", gm_msg_kind_name(kind));
         gm_log(GM_LOG_ERROR, "control: the reader refused: %s", err);
         writer_finish(wr, 1);
-    } else if (gm_job_from_msg(msg, &wr->job, err) < 0) {
+    } else if (gm_job_from_msg(msg, &job, err) < 0) {
         gm_log(GM_LOG_ERROR, "control: cannot use the job: %s", err);
         writer_finish(wr, 1);
-    } else if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0) {
+    } else if (wr->have_job && job.id == wr->job.id) {
+        gm_job_clear(&job); /* the same job again: a held message is stale */
+        wr->job_requested = 0;
+        if (wr->held) {
+            gm_log(GM_LOG_WARN, "results: dropped a message of a job the reader no longer serves");
+            wr->dropped++;
+            gm_msg_destroy(&wr->held);
+        }
+        gm_sock_pause_recv(wr->results, 0);
+    } else if (install_job(wr, &job, err) < 0) {
         gm_log(GM_LOG_ERROR, "%s", err);
         writer_finish(wr, 1);
     } else {
-        wr->have_job = 1;
-        gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
-               wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
+        wr->job_requested = 0;
+        gm_sock_pause_recv(wr->results, 0);
+        if (wr->held) {
+            gm_msg_t *held = wr->held;
+            wr->held = NULL;
+            take_result(wr, held);
+        }
     }
     gm_msg_destroy(&msg);
 }
@@ -127,11 +208,10 @@ static int start(writer_t *wr, char *err) {
     if (gm_sock_bind(wr->results, wr->opt.bind_ep, err) < 0) return -1;
     if (gm_sock_connect(wr->control, wr->opt.connect_ep, err) < 0) return -1;
     if (gm_sock_start(wr->control, on_control, NULL, wr, err) < 0) return -1;
-    gm_msg_t *hello = gm_job_hello_msg("writer");
-    if (!hello) return gm_err(err, "out of memory");
-    int rc = gm_sock_send(wr->control, &hello, err);
-    gm_msg_destroy(&hello);
-    return rc < 0 ? -1 : 0;
+    gm_sock_pause_recv(wr->results, 1); /* results wait until the job is known */
+    if (gm_sock_start(wr->results, on_result, NULL, wr, err) < 0) return -1;
+    writer_request_job(wr);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -167,14 +247,10 @@ int main(int argc, char **argv) {
     uv_loop_close(wr.loop);
     zmq_ctx_term(wr.zctx);
     if (wr.exit_code != 0) writer_outputs_abandon(&wr.outs);
-    for (uint32_t i = 0; wr.strips && i < wr.nstrips; i++)
-        if (wr.strips[i]) {
-            for (uint32_t k = 0; k < wr.job.noutputs; k++) free(wr.strips[i]->buf[k]);
-            free(wr.strips[i]);
-        }
+    writer_strips_clear(&wr);
     for (uint32_t i = 0; i < wr.nack_queue; i++) gm_msg_destroy(&wr.ack_queue[i]);
-    free(wr.strips);
-    free(wr.seen);
+    gm_msg_destroy(&wr.held);
+    free(wr.model_saved);
     gm_job_clear(&wr.job);
     CSLDestroy(wr.opt.create_options);
     return wr.exit_code;

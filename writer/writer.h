@@ -44,6 +44,10 @@ typedef struct {
     uv_timer_t stats;
     gm_job_t job;
     int have_job;
+    int job_requested;                /* a hello is out: results wait for the reply */
+    gm_msg_t *held;                   /* a result of a job not yet known, waiting for it */
+    uint8_t *model_saved;             /* train: 1 once iteration i's model is on disk */
+    uint32_t models_saved;
     writer_outputs_t outs;
     uint32_t nblocks, nstrips;
     uint8_t *seen;                    /* 1 once a block's result has been taken */
@@ -68,8 +72,21 @@ int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, cons
 int writer_outputs_finish(writer_outputs_t *outs, char *err);
 /* Closes and deletes whatever is still open under a temporary name (an interrupted run). */
 void writer_outputs_abandon(writer_outputs_t *outs);
-/* Binds the result socket, connects acks, and assembles strips from now on. Returns 0, or -1 with 'err'. */
+/* Prepares the strips of an apply job (predict or summarise). Returns 0, or -1 with 'err'. */
 int writer_strips_start(writer_t *wr, char *err);
+/* Takes one result message of the current apply job: checks it and places it in its strips. */
+void writer_strips_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
+/* Frees the strips and block table of the current job. */
+void writer_strips_clear(writer_t *wr);
+/* Takes one trained model of the current training job: saves it under the output folder and tells the
+ * reader, with its bytes. */
+void writer_models_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
+/* Queues a message to the reader's ack endpoint: header 'h' and an optional owned payload. */
+void writer_send_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len);
+/* Connects the ack socket to the endpoint the job names (once). Returns 0, or -1 with 'err'. */
+int writer_acks_connect(writer_t *wr, char *err);
+/* Asks the reader for the current job. */
+void writer_request_job(writer_t *wr);
 /* Stops the writer with exit status 'code'. */
 void writer_finish(writer_t *wr, int code);
 

@@ -27,6 +27,21 @@ static GDALDataType gdal_type(gm_dtype_t dt) {
     }
 }
 
+/* Describes band 'b' (from 0) of output 'o': what a GIS shows as the band's name. */
+static void band_description(const gm_job_t *job, const gm_output_t *o, uint32_t b, char *out, size_t cap) {
+    switch (o->role) {
+    case GM_ROLE_PROBABILITY: snprintf(out, cap, "class %u", b); break;
+    case GM_ROLE_NPROB_CLASS: snprintf(out, cap, "class rank %u", b + 1); break;
+    case GM_ROLE_NPROB_PROB: snprintf(out, cap, "probability rank %u", b + 1); break;
+    case GM_ROLE_QUANTILE: snprintf(out, cap, "quantile %g", job->quantiles[b]); break;
+    case GM_ROLE_REALISATION:
+        /* the same bytes as the one-model prediction of that model */
+        snprintf(out, cap, "%s", job->kind == GM_KIND_CLASSIFICATION ? "class" : "prediction");
+        break;
+    default: snprintf(out, cap, "%s", o->name); break;
+    }
+}
+
 /* Checks that the output folder exists (creating it if its parent does) and is writable. */
 static int check_dir(const char *dir, char *err) {
     struct stat st;
@@ -92,8 +107,7 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
             GDALRasterBandH band = GDALGetRasterBand(ds, (int)b);
             GDALSetRasterNoDataValue(band, o->nodata);
             char desc[48];
-            if (!strcmp(o->name, "probability")) snprintf(desc, sizeof desc, "class %u", b - 1);
-            else snprintf(desc, sizeof desc, "%s", o->name);
+            band_description(job, o, b - 1, desc, sizeof desc);
             GDALSetDescription(band, desc);
         }
     }

@@ -68,13 +68,14 @@ static void on_acks_writable(gm_sock_t *sock, void *arg) {
 }
 
 /* Queues a message for the reader's ack endpoint (header 'h' plus an optional payload). */
-static void queue_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len) {
+void writer_send_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len) {
     void *buf;
     size_t blen;
     gm_msg_t *msg = gm_msg_new();
     if (!msg || gm_wire_encode(h, &buf, &blen, NULL) < 0 || gm_msg_add_owned(msg, buf, blen) < 0 ||
         (payload && gm_msg_add_owned(msg, payload, len) < 0) || wr->nack_queue == 64) {
         gm_log(GM_LOG_WARN, "acks: cannot queue an ack; the reader will see those blocks late");
+        if (!msg) free(payload);
         gm_msg_destroy(&msg);
         return;
     }
@@ -105,7 +106,7 @@ static void ack_written(writer_t *wr) {
         ids[4 * i + 3] = (unsigned char)(b >> 24);
     }
     gm_header_t h = {.kind = GM_MSG_ACK, .job = job->id, .count = count};
-    queue_ack(wr, &h, ids, (size_t)count * 4);
+    writer_send_ack(wr, &h, ids, (size_t)count * 4);
     wr->acked_block_rows = last;
 }
 
@@ -138,7 +139,7 @@ static void after_write(uv_work_t *req, int status) {
         try_write(wr);
     } else {
         gm_header_t h = {.kind = GM_MSG_DONE, .job = wr->job.id};
-        queue_ack(wr, &h, NULL, 0);
+        writer_send_ack(wr, &h, NULL, 0);
         gm_log(GM_LOG_INFO, "done: %u blocks in %u strips written; %llu duplicates and %llu malformed messages dropped",
                wr->nblocks, wr->nstrips, (unsigned long long)wr->duplicates, (unsigned long long)wr->dropped);
         writer_finish(wr, 0);
@@ -205,32 +206,34 @@ static int place_result(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     return 0;
 }
 
-static void on_result(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
-    (void)sock;
-    writer_t *wr = arg;
+void writer_strips_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     char err[GM_ERR_LEN];
-    gm_header_t h;
-    if (msg->nframes < 1 || gm_wire_decode(gm_msg_data(msg, 0), gm_msg_size(msg, 0), &h, err) < 0 ||
-        check_result(wr, msg, &h, err) < 0) {
-        if (msg->nframes < 1) snprintf(err, sizeof err, "no header frame");
+    if (check_result(wr, msg, h, err) < 0) {
         gm_log(GM_LOG_WARN, "results: dropped a bad message: %s", err);
         wr->dropped++;
-    } else if (wr->seen[h.block]) {
+    } else if (wr->seen[h->block]) {
         wr->duplicates++; /* a block taken twice changes nothing: the first copy stands */
-    } else if (place_result(wr, msg, &h) < 0) {
-        gm_log(GM_LOG_ERROR, "out of memory assembling block %u", h.block);
+    } else if (place_result(wr, msg, h) < 0) {
+        gm_log(GM_LOG_ERROR, "out of memory assembling block %u", h->block);
         writer_finish(wr, 1);
     } else {
-        wr->seen[h.block] = 1;
+        wr->seen[h->block] = 1;
         wr->received++;
         try_write(wr);
     }
-    gm_msg_destroy(&msg);
+}
+
+void writer_strips_clear(writer_t *wr) {
+    for (uint32_t i = 0; wr->strips && i < wr->nstrips; i++) free_strip(wr, &wr->strips[i]);
+    free(wr->strips);
+    free(wr->seen);
+    wr->strips = NULL;
+    wr->seen = NULL;
+    wr->nstrips = wr->nblocks = wr->next_strip = wr->acked_block_rows = 0;
 }
 
 int writer_strips_start(writer_t *wr, char *err) {
     const gm_job_t *job = &wr->job;
-    char acks_ep[GM_JOB_EP_LEN];
     wr->nblocks = gm_job_nblocks(job);
     wr->nstrips = (job->ysize + job->tile - 1) / job->tile;
     wr->seen = calloc(wr->nblocks, 1);
@@ -240,9 +243,14 @@ int writer_strips_start(writer_t *wr, char *err) {
     size_t strip_bytes = 0;
     for (uint32_t i = 0; i < job->noutputs; i++) strip_bytes += gm_job_output_bytes(&job->outputs[i], job->xsize, job->tile);
     GDALSetCacheMax64((GIntBig)(3 * strip_bytes > (64u << 20) ? 3 * strip_bytes : (64u << 20)));
-    gm_sock_rehost(job->acks_ep, wr->opt.connect_ep, acks_ep, sizeof acks_ep);
+    return 0;
+}
+
+int writer_acks_connect(writer_t *wr, char *err) {
+    char acks_ep[GM_JOB_EP_LEN];
+    if (wr->acks) return 0;
+    gm_sock_rehost(wr->job.acks_ep, wr->opt.connect_ep, acks_ep, sizeof acks_ep);
     wr->acks = gm_sock_new(wr->loop, wr->zctx, ZMQ_PUSH, "acks", err);
     if (!wr->acks || gm_sock_connect(wr->acks, acks_ep, err) < 0) return -1;
-    if (gm_sock_start(wr->acks, NULL, on_acks_writable, wr, err) < 0) return -1;
-    return gm_sock_start(wr->results, on_result, NULL, wr, err);
+    return gm_sock_start(wr->acks, NULL, on_acks_writable, wr, err);
 }

@@ -1,0 +1,113 @@
+/* gm_polys.h -- the polygon map sampled by DSMART: map units read from any OGR vector layer, each with a
+ * class, a class composition or a numeric target, stored as flat rings for a fast point-in-polygon test.
+ *
+ * A map is opened once, reprojected to the rasters' CRS, and is read-only afterwards: several threads may
+ * query one gm_polys_t at the same time. Polygons are numbered 0..count-1 in layer order, after the
+ * features that are skipped (see gm_polys_report_t). This module also reads the point layers of
+ * observations, so every OGR call lives here. */
+#ifndef GM_POLYS_H
+#define GM_POLYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GM_POLYS_NO_CLASS UINT32_MAX /* "no class code": regression, composition, unknown class name */
+
+/* How to read a polygon map. Exactly one of class_field, target_field and composition is set. */
+typedef struct {
+    const char *path;         /* "map.gpkg" or "map.gpkg:layer": split at the last ':' only if the part before
+                                 it exists as a file; otherwise the whole string is the path (first layer) */
+    const char *class_field;  /* plain mode: the class field (string or numeric; values compared as text,
+                                 integer 3 -> "3") */
+    const char *target_field; /* regression: the numeric target field (a text field must hold numbers) */
+    const char *composition;  /* composition mode: CSV with a header and the columns polygon,class,proportion
+                                 (any order, names case-insensitive); several rows per polygon; proportions
+                                 are normalised per polygon */
+    const char *id_field;     /* composition: the field matching the CSV's polygon column; NULL = the FID */
+} gm_polys_options_t;
+
+/* What gm_polys_open read and left out. */
+typedef struct {
+    uint64_t features;               /* features in the layer */
+    uint64_t skipped_no_value;       /* NULL or empty class, target or id field */
+    uint64_t skipped_no_geometry;    /* NULL or empty geometry */
+    uint64_t skipped_no_composition; /* composition mode: no CSV row names the polygon */
+} gm_polys_report_t;
+
+/* Points of observations read from a vector layer (see gm_polys_read_points); arrays of 'n' entries,
+ * owned by the struct and freed with gm_polys_points_free. */
+typedef struct {
+    size_t n;
+    double *x, *y;    /* in the CRS asked for */
+    uint32_t *code;   /* class code in the map's class table (classification) */
+    float *target;    /* target value (regression) */
+    int64_t *fid;     /* feature id of each point */
+    uint64_t features;         /* features in the layer */
+    uint64_t skipped_no_value; /* NULL or empty class/target, or NULL or empty geometry */
+} gm_polys_points_t;
+
+typedef struct gm_polys gm_polys_t;
+
+/* Opens the polygon map described by 'o', reprojecting every geometry to 'dst_wkt' (the rasters' CRS, any
+ * form OSRSetFromUserInput takes; "" or NULL = no reprojection; a layer without a CRS is taken as already in
+ * it). Accepts Polygon and MultiPolygon features (with Z or M, which are dropped); any other geometry type is
+ * an error naming the file, the FID and the type. Errors also for: an empty layer, a missing field (the
+ * message lists the fields that exist), a malformed composition CSV (file and line), a CSV row naming a
+ * polygon id that is not in the layer, and a map where no feature is usable. Returns NULL with 'err'.
+ * The caller owns the map. */
+gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char *err);
+/* Frees the map; takes NULL and sets the caller's pointer to NULL. */
+void gm_polys_destroy(gm_polys_t **self_p);
+
+/* Returns the number of polygons kept. */
+uint32_t gm_polys_count(const gm_polys_t *self);
+/* Returns what was read and skipped (valid while the map is open). */
+const gm_polys_report_t *gm_polys_report(const gm_polys_t *self);
+/* Returns 1 if the map holds a regression target, 0 if classes. */
+int gm_polys_is_regression(const gm_polys_t *self);
+/* Returns 1 if classes come from a composition CSV, 0 otherwise. */
+int gm_polys_is_composition(const gm_polys_t *self);
+
+/* Returns the number of classes (0 for regression). Class codes are 0..nclass-1, in strcmp order of the
+ * class names found (plain mode: in the field; composition: in the CSV). */
+uint32_t gm_polys_nclass(const gm_polys_t *self);
+/* Returns the name of class 'code' (owned by the map), or NULL if there is no such code. */
+const char *gm_polys_class_name(const gm_polys_t *self, uint32_t code);
+/* Returns the code of the class called 'name', or GM_POLYS_NO_CLASS. */
+uint32_t gm_polys_class_code(const gm_polys_t *self, const char *name);
+/* Writes the class table to 'path' as CSV: "code,class" then one row per class (names quoted when they
+ * hold a comma, quote or line break). Returns 0, or -1 with 'err'. */
+int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *err);
+
+/* Returns the feature id of polygon 'i'. */
+int64_t gm_polys_fid(const gm_polys_t *self, uint32_t i);
+/* Returns the area of polygon 'i' in squared CRS units (OGR_G_Area after reprojection). */
+double gm_polys_area(const gm_polys_t *self, uint32_t i);
+/* Stores the envelope of polygon 'i' in 'env': xmin, ymin, xmax, ymax. */
+void gm_polys_envelope(const gm_polys_t *self, uint32_t i, double env[4]);
+/* Returns 1 if (x, y) lies inside an odd number of polygon 'i''s rings (so inside its outer rings and
+ * outside its holes, for every part of a multipolygon), 0 otherwise. */
+int gm_polys_contains(const gm_polys_t *self, uint32_t i, double x, double y);
+/* Returns the class code of polygon 'i' in plain mode, GM_POLYS_NO_CLASS otherwise. */
+uint32_t gm_polys_code(const gm_polys_t *self, uint32_t i);
+/* Returns the target value of polygon 'i' in regression mode, NaN otherwise. */
+double gm_polys_target(const gm_polys_t *self, uint32_t i);
+/* Returns the class of polygon 'i' for a uniform draw 'u' in [0, 1): in composition mode the first class
+ * whose cumulative probability exceeds 'u', in plain mode the polygon's class, GM_POLYS_NO_CLASS for
+ * regression. */
+uint32_t gm_polys_draw_class(const gm_polys_t *self, uint32_t i, double u);
+/* Composition mode: points 'codes' and 'cumulative' at polygon 'i''s classes and their cumulative normalised
+ * probabilities (the last is 1), in CSV order, and returns how many there are; 0 in other modes. */
+uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes, const double **cumulative);
+
+/* Reads the Point features of the vector layer 'path_layer' (same "file:layer" rule as the map), reprojected
+ * to 'dst_wkt', with the value of 'field': a class name that must be in the map's class table (an unknown
+ * class is an error naming it and the FID), or a number when the map is a regression. Features whose value
+ * or geometry is NULL or empty are skipped and counted. Any other geometry type, a missing field or an
+ * empty layer is an error. Fills 'out' (which it first empties). Returns 0, or -1 with 'err'. */
+int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *dst_wkt,
+                         gm_polys_points_t *out, char *err);
+/* Frees the arrays of 'pts' and zeroes it; takes NULL. */
+void gm_polys_points_free(gm_polys_points_t *pts);
+
+#endif

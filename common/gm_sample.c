@@ -1,0 +1,342 @@
+/* gm_sample.c -- DSMART sampling: random points strictly inside each polygon of a map, with the covariate
+ * values of the pixel under each point, and the extraction of given points (observations). */
+#include "gm_sample.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <gdal.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_log.h"
+#include "gm_rng.h"
+
+/* Turns map coordinates into pixels of one grid: the inverse geotransform and the grid's size. */
+typedef struct {
+    double inv[6];
+    double xsize, ysize;
+} locator_t;
+
+/* Sets up 'l' for 'grid'. Returns 0, or -1 when the geotransform cannot be inverted. */
+static int locator_init(locator_t *l, const gm_grid_t *grid) {
+    double gt[6];
+    memcpy(gt, grid->gt, sizeof gt);
+    if (!GDALInvGeoTransform(gt, l->inv)) return -1;
+    l->xsize = grid->xsize;
+    l->ysize = grid->ysize;
+    return 0;
+}
+
+/* Finds the pixel under (x, y) exactly as gdallocationinfo does. Returns 0, or -1 when off the grid. */
+static inline int locate(const locator_t *l, double x, double y, uint32_t *col, uint32_t *row) {
+    double px = floor(l->inv[0] + l->inv[1] * x + l->inv[2] * y);
+    double py = floor(l->inv[3] + l->inv[4] * x + l->inv[5] * y);
+    if (!(px >= 0 && px < l->xsize && py >= 0 && py < l->ysize)) return -1; /* NaN lands here too */
+    *col = (uint32_t)px;
+    *row = (uint32_t)py;
+    return 0;
+}
+
+/* Returns 1 if any of the 'n' values is NaN. */
+static inline int has_nan(const float *v, uint32_t n) {
+    for (uint32_t b = 0; b < n; b++)
+        if (isnan(v[b])) return 1;
+    return 0;
+}
+
+/* Writes 's' as one CSV field, quoted when it holds a comma, quote or line break. */
+static void put_csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* ---- the sample table ---- */
+
+gm_samples_t *gm_samples_new(uint32_t nbands) {
+    gm_samples_t *self = calloc(1, sizeof *self);
+    if (self) self->nbands = nbands;
+    return self;
+}
+
+void gm_samples_clear(gm_samples_t *self) { self->n = 0; }
+
+int gm_samples_reserve(gm_samples_t *self, size_t n, char *err) {
+    if (n <= self->cap) return 0;
+    size_t cap = self->cap ? self->cap : 256;
+    while (cap < n) cap *= 2;
+    size_t nb = self->nbands ? self->nbands : 1;
+    double *x = realloc(self->x, cap * sizeof *x);
+    if (x) self->x = x;
+    double *y = realloc(self->y, cap * sizeof *y);
+    if (y) self->y = y;
+    uint32_t *polygon = realloc(self->polygon, cap * sizeof *polygon);
+    if (polygon) self->polygon = polygon;
+    uint32_t *code = realloc(self->code, cap * sizeof *code);
+    if (code) self->code = code;
+    float *target = realloc(self->target, cap * sizeof *target);
+    if (target) self->target = target;
+    float *values = realloc(self->values, cap * nb * sizeof *values);
+    if (values) self->values = values;
+    if (!x || !y || !polygon || !code || !target || !values)
+        return gm_err(err, "out of memory for %zu sample points", n);
+    self->cap = cap;
+    return 0;
+}
+
+int gm_samples_append(gm_samples_t *self, double x, double y, uint32_t polygon, uint32_t code, float target,
+                      const float *values, char *err) {
+    if (gm_samples_reserve(self, self->n + 1, err) < 0) return -1;
+    size_t i = self->n++;
+    self->x[i] = x;
+    self->y[i] = y;
+    self->polygon[i] = polygon;
+    self->code[i] = code;
+    self->target[i] = target;
+    memcpy(self->values + i * self->nbands, values, self->nbands * sizeof *values);
+    return 0;
+}
+
+void gm_samples_destroy(gm_samples_t **self_p) {
+    assert(self_p);
+    gm_samples_t *self = *self_p;
+    if (!self) return;
+    free(self->x);
+    free(self->y);
+    free(self->polygon);
+    free(self->code);
+    free(self->target);
+    free(self->values);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- sampling ---- */
+
+uint32_t gm_sample_wanted(const gm_polys_t *p, uint32_t i, const gm_sample_options_t *o) {
+    if (o->per_polygon) return o->per_polygon;
+    double n = floor(o->density_km2 * gm_polys_area(p, i) / 1e6 + 0.5);
+    uint32_t wanted = !(n > 0) ? 0 : n >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    return wanted < o->min_per_polygon ? o->min_per_polygon : wanted;
+}
+
+int gm_sample_pixel(const gm_grid_t *grid, double x, double y, uint32_t *col, uint32_t *row) {
+    locator_t l;
+    if (locator_init(&l, grid) < 0) return -1;
+    return locate(&l, x, y, col, row);
+}
+
+/* Stores the bounding box of the grid's extent in 'ext': xmin, ymin, xmax, ymax. */
+static void grid_extent(const gm_grid_t *g, double ext[4]) {
+    ext[0] = ext[1] = INFINITY;
+    ext[2] = ext[3] = -INFINITY;
+    for (int k = 0; k < 4; k++) {
+        double c = (k & 1) ? g->xsize : 0, r = (k & 2) ? g->ysize : 0;
+        double x = g->gt[0] + c * g->gt[1] + r * g->gt[2], y = g->gt[3] + c * g->gt[4] + r * g->gt[5];
+        ext[0] = fmin(ext[0], x);
+        ext[1] = fmin(ext[1], y);
+        ext[2] = fmax(ext[2], x);
+        ext[3] = fmax(ext[3], y);
+    }
+}
+
+/* What one iteration needs for every polygon. */
+typedef struct {
+    const gm_polys_t *p;
+    gm_stack_t *stack;
+    const gm_sample_options_t *o;
+    locator_t loc;
+    double ext[4];
+    double pixel_area;
+    uint32_t max_tries, iteration, nbands;
+    int composition, regression;
+} sampler_t;
+
+/* Draws polygon 'i''s points into 'out'. Returns 0, or -1 with 'err'. */
+static int sample_polygon(const sampler_t *s, uint32_t i, gm_samples_t *out, gm_sample_report_t *rep, char *err) {
+    uint32_t wanted = gm_sample_wanted(s->p, i, s->o);
+    double env[4];
+    gm_polys_envelope(s->p, i, env);
+    double x0 = fmax(env[0], s->ext[0]), y0 = fmax(env[1], s->ext[1]);
+    double x1 = fmin(env[2], s->ext[2]), y1 = fmin(env[3], s->ext[3]);
+    /* Outside: no overlap, or only a shared edge (a polygon of zero width or height is not "outside"). */
+    int outside_x = x0 > x1 || (x0 == x1 && env[0] < env[2]);
+    int outside_y = y0 > y1 || (y0 == y1 && env[1] < env[3]);
+    if (outside_x || outside_y) {
+        rep->polygons_outside++;
+        return 0;
+    }
+    if (gm_polys_area(s->p, i) < s->pixel_area) rep->polygons_small++;
+    if (!wanted) return 0;
+    if (gm_samples_reserve(out, out->n + wanted, err) < 0) return -1;
+    gm_rng_t rng;
+    gm_rng_seed(&rng, s->o->seed, s->iteration, i);
+    uint32_t code = gm_polys_code(s->p, i);
+    float target = s->regression ? (float)gm_polys_target(s->p, i) : NAN;
+    double w = x1 - x0, h = y1 - y0;
+    uint32_t got = 0;
+    for (uint32_t k = 0; k < wanted; k++) {
+        float *values = out->values + out->n * s->nbands;
+        double x = 0, y = 0;
+        int found = 0;
+        for (uint32_t t = 0; t < s->max_tries && !found; t++) {
+            rep->draws++;
+            x = x0 + w * gm_rng_uniform(&rng);
+            y = y0 + h * gm_rng_uniform(&rng);
+            uint32_t col, row;
+            if (!gm_polys_contains(s->p, i, x, y) || locate(&s->loc, x, y, &col, &row) < 0) continue;
+            if (gm_stack_read(s->stack, col, row, 1, 1, values, err) < 0) return -1;
+            found = !has_nan(values, s->nbands);
+        }
+        if (!found) {
+            rep->points_short++;
+            continue;
+        }
+        size_t j = out->n++;
+        out->x[j] = x;
+        out->y[j] = y;
+        out->polygon[j] = i;
+        out->code[j] = s->composition ? gm_polys_draw_class(s->p, i, gm_rng_uniform(&rng)) : code;
+        out->target[j] = target;
+        got++;
+    }
+    rep->points += got;
+    if (!got) rep->polygons_failed++;
+    return 0;
+}
+
+int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
+                        gm_samples_t *out, gm_sample_report_t *rep, char *err) {
+    assert(p && stack && o && out && rep);
+    memset(rep, 0, sizeof *rep);
+    if (!o->per_polygon && !(o->density_km2 > 0) && !o->min_per_polygon)
+        return gm_err(err, "sampling: give a number of points per polygon or a density per km²");
+    if (!o->per_polygon && (!isfinite(o->density_km2) || o->density_km2 < 0))
+        return gm_err(err, "sampling: density %g per km² is not a positive number", o->density_km2);
+    sampler_t s = {.p = p, .stack = stack, .o = o, .iteration = iteration, .nbands = gm_stack_nbands(stack)};
+    if (out->nbands != s.nbands)
+        return gm_err(err, "sampling: the sample table has %u bands, the stack %u", out->nbands, s.nbands);
+    const gm_grid_t *grid = gm_stack_grid(stack);
+    if (locator_init(&s.loc, grid) < 0) return gm_err(err, "sampling: the rasters' geotransform cannot be inverted");
+    grid_extent(grid, s.ext);
+    s.pixel_area = fabs(grid->gt[1] * grid->gt[5] - grid->gt[2] * grid->gt[4]);
+    s.max_tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
+    s.composition = gm_polys_is_composition(p);
+    s.regression = gm_polys_is_regression(p);
+    for (uint32_t i = 0; i < gm_polys_count(p); i++)
+        if (sample_polygon(&s, i, out, rep, err) < 0) return -1;
+    return 0;
+}
+
+/* ---- extraction ---- */
+
+int gm_sample_extract_points(gm_stack_t *stack, const double *x, const double *y, size_t n, float *values,
+                             char *err) {
+    uint32_t nbands = gm_stack_nbands(stack);
+    locator_t loc;
+    int ok = locator_init(&loc, gm_stack_grid(stack)) == 0;
+    for (size_t k = 0; k < n; k++) {
+        float *row_values = values + k * nbands;
+        uint32_t col, row;
+        if (!ok || locate(&loc, x[k], y[k], &col, &row) < 0) {
+            for (uint32_t b = 0; b < nbands; b++) row_values[b] = NAN;
+            continue;
+        }
+        if (gm_stack_read(stack, col, row, 1, 1, row_values, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int gm_sample_read_observations(const char *path_layer, const char *field, const gm_polys_t *p, const char *dst_wkt,
+                                gm_stack_t *stack, gm_samples_t *out, gm_sample_obs_report_t *rep, char *err) {
+    assert(path_layer && field && p && stack && out && rep);
+    memset(rep, 0, sizeof *rep);
+    uint32_t nbands = gm_stack_nbands(stack);
+    if (out->nbands != nbands)
+        return gm_err(err, "%s: the sample table has %u bands, the stack %u", path_layer, out->nbands, nbands);
+    gm_polys_points_t pts;
+    memset(&pts, 0, sizeof pts);
+    if (gm_polys_read_points(p, path_layer, field, dst_wkt, &pts, err) < 0) return -1;
+    int rc = -1;
+    rep->features = pts.features;
+    rep->skipped_no_value = pts.skipped_no_value;
+    locator_t loc;
+    if (locator_init(&loc, gm_stack_grid(stack)) < 0) {
+        gm_err(err, "%s: the rasters' geotransform cannot be inverted", path_layer);
+        goto out_free_points;
+    }
+    if (gm_samples_reserve(out, out->n + pts.n, err) < 0) goto out_free_points;
+    for (size_t k = 0; k < pts.n; k++) {
+        float *values = out->values + out->n * nbands;
+        uint32_t col, row;
+        if (locate(&loc, pts.x[k], pts.y[k], &col, &row) < 0) {
+            rep->dropped++;
+            continue;
+        }
+        if (gm_stack_read(stack, col, row, 1, 1, values, err) < 0) goto out_free_points;
+        if (has_nan(values, nbands)) {
+            rep->dropped++;
+            continue;
+        }
+        size_t j = out->n++;
+        out->x[j] = pts.x[k];
+        out->y[j] = pts.y[k];
+        out->polygon[j] = GM_SAMPLE_NO_POLYGON;
+        out->code[j] = pts.code[k];
+        out->target[j] = pts.target[k];
+        rep->kept++;
+    }
+    rc = 0;
+out_free_points:
+    gm_polys_points_free(&pts);
+    return rc;
+}
+
+/* ---- CSV ---- */
+
+int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t iteration,
+                         const char *const *band_names, const char *path, char *err) {
+    int regression = gm_polys_is_regression(p);
+    FILE *f = fopen(path, "w");
+    if (!f) return gm_err(err, "%s: cannot create: %s", path, strerror(errno));
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
+    fputs(regression ? "iteration,polygon,x,y,target" : "iteration,polygon,x,y,class,code", f);
+    for (uint32_t b = 0; b < s->nbands; b++) {
+        fputc(',', f);
+        if (band_names) put_csv_field(f, band_names[b]);
+        else fprintf(f, "b%u", b + 1);
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < s->n; i++) {
+        fprintf(f, "%u,", iteration);
+        if (s->polygon[i] != GM_SAMPLE_NO_POLYGON && s->polygon[i] < gm_polys_count(p))
+            fprintf(f, "%" PRId64, gm_polys_fid(p, s->polygon[i]));
+        fprintf(f, ",%.17g,%.17g,", s->x[i], s->y[i]);
+        if (regression) {
+            if (!isnan(s->target[i])) fprintf(f, "%.9g", (double)s->target[i]);
+        } else {
+            const char *name = gm_polys_class_name(p, s->code[i]);
+            if (name) put_csv_field(f, name);
+            fprintf(f, ",%u", s->code[i]);
+        }
+        const float *v = s->values + i * s->nbands;
+        for (uint32_t b = 0; b < s->nbands; b++) {
+            if (isnan(v[b])) fputc(',', f);
+            else fprintf(f, ",%.9g", (double)v[b]);
+        }
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,453 @@
+/* reader_run.c -- the full job: sample the polygons for every iteration, have workers train one model per
+ * iteration, then switch to applying every model in one pass over the blocks. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gm_log.h"
+#include "gm_model.h"
+#include "gm_polys.h"
+#include "gm_sample.h"
+#include "gm_wire.h"
+#include "reader.h"
+
+#define DEFAULT_ITERATIONS_IN_FLIGHT 16
+
+typedef struct reader_run_s {
+    gm_polys_t *polys;
+    gm_samples_t *observations;   /* read once, added to every iteration */
+    gm_sample_options_t sopt;
+    gm_job_t summary;             /* the apply job, without models until all are saved */
+    uint32_t iterations;
+    uint32_t next_iteration;      /* next iteration to sample */
+    uint32_t outstanding;         /* sampled or being sampled, not yet saved */
+    uint32_t max_outstanding;
+    uint32_t nsaved;
+    uint8_t *saved;
+    gm_model_blob_t *models;      /* bytes of each saved model */
+    const char **band_names;
+    gm_sample_report_t first_report;
+    int width;                    /* digits of iteration numbers in file names */
+} reader_run_t;
+
+/* One iteration's sampling, running in libuv's thread pool with a stack of its own. */
+typedef struct {
+    uv_work_t req;
+    reader_t *r;
+    uint32_t iteration;
+    int stack;
+    float *X, *y;
+    size_t n;
+    gm_sample_report_t report;
+    int rc;
+    char err[GM_ERR_LEN];
+} sampling_t;
+
+/* Orders strings for qsort. */
+static int strcmp_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Creates 'path' as a folder unless it exists. Returns 0, or -1 with 'err'. */
+static int make_dir(const char *path, char *err) {
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) return gm_err(err, "%s: cannot create folder: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Appends a training parameter. */
+static void add_param(gm_job_t *job, const char *key, const char *value) {
+    if (job->nparams == GM_JOB_MAX_PARAMS) return;
+    gm_param_t *p = &job->params[job->nparams++];
+    snprintf(p->key, sizeof p->key, "%s", key);
+    snprintf(p->value, sizeof p->value, "%s", value);
+}
+
+/* Parses "0.05,0.5,0.95" into the job's quantiles. Returns 0, or -1 with 'err'. */
+static int parse_quantiles(const char *text, gm_job_t *job, char *err) {
+    const char *p = text;
+    job->nquantiles = 0;
+    while (*p) {
+        char *end;
+        double q = strtod(p, &end);
+        if (end == p || !(q >= 0 && q <= 1) || (*end && *end != ','))
+            return gm_err(err, "option --quantiles: \"%s\" is not a list of numbers from 0 to 1", text);
+        if (job->nquantiles == GM_JOB_MAX_QUANTILES)
+            return gm_err(err, "option --quantiles: more than %d quantiles", GM_JOB_MAX_QUANTILES);
+        job->quantiles[job->nquantiles++] = q;
+        p = *end ? end + 1 : end;
+    }
+    if (job->nquantiles == 0) return gm_err(err, "option --quantiles: no quantile given");
+    return 0;
+}
+
+/* Fills the summary job's options (models come later). */
+static int plan_summary(reader_t *r, gm_job_t *job, gm_model_kind_t kind, const char *objective, uint32_t nclass,
+                        char *err) {
+    const reader_options_t *o = &r->opt;
+    reader_job_grid(r, job);
+    job->mode = GM_MODE_SUMMARISE;
+    job->kind = kind;
+    snprintf(job->objective, sizeof job->objective, "%s", objective);
+    job->nclass = nclass;
+    job->realisations = o->realisations;
+    if (kind == GM_KIND_CLASSIFICATION) {
+        job->nprob = o->nprob;
+        if (o->quantiles) gm_log(GM_LOG_WARN, "--quantiles ignored: the models are classifications");
+    } else {
+        if (o->nprob) gm_log(GM_LOG_WARN, "--nprob ignored: the models are regressions");
+        if (o->quantiles && parse_quantiles(o->quantiles, job, err) < 0) return -1;
+    }
+    if (!job->crs) return gm_err(err, "out of memory");
+    return 0;
+}
+
+/* --models DIR: loads DIR/iter-*.json (or .ubj) in name order and installs the summary job. */
+static int load_models(reader_t *r, char *err) {
+    const reader_options_t *o = &r->opt;
+    gm_job_t job;
+    memset(&job, 0, sizeof job);
+    DIR *d = opendir(o->models_dir);
+    if (!d) return gm_err(err, "%s: cannot open the models folder: %s", o->models_dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0;
+    int rc = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "iter-", 5) != 0 || len < 9) continue;
+        if (strcmp(e->d_name + len - 5, ".json") != 0 && strcmp(e->d_name + len - 4, ".ubj") != 0) continue;
+        char **more = realloc(names, (n + 1) * sizeof *names);
+        if (!more || !(more[n] = strdup(e->d_name))) {
+            free(more ? more : names);
+            names = NULL;
+            closedir(d);
+            return gm_err(err, "out of memory");
+        }
+        names = more;
+        n++;
+    }
+    closedir(d);
+    if (n == 0) {
+        gm_err(err, "%s: no iter-*.json or iter-*.ubj model in the folder", o->models_dir);
+        goto out;
+    }
+    if (n > GM_JOB_MAX_MODELS) {
+        gm_err(err, "%s: %zu models, more than %d", o->models_dir, n, GM_JOB_MAX_MODELS);
+        goto out;
+    }
+    qsort(names, n, sizeof *names, strcmp_ptr);
+    job.models = calloc(n, sizeof *job.models);
+    if (!job.models) {
+        gm_err(err, "out of memory");
+        goto out;
+    }
+    job.nmodels = (uint32_t)n;
+    gm_model_info_t first = {0};
+    for (size_t i = 0; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", o->models_dir, names[i]);
+        gm_model_blob_t *m = &job.models[i];
+        if (gm_model_read_file(path, &m->bytes, &m->size, err) < 0) goto out;
+        gm_model_t *model = gm_model_load(m->bytes, m->size, 1, path, err);
+        if (!model) goto out;
+        gm_model_info_t mi = *gm_model_info(model);
+        gm_model_destroy(&model);
+        if (i == 0) first = mi;
+        if (mi.nfeature != gm_stack_nbands(r->stacks[0])) {
+            gm_err(err, "%s: the model expects %u features, the covariates have %u bands", path, mi.nfeature,
+                   gm_stack_nbands(r->stacks[0]));
+            goto out;
+        }
+        if (mi.kind != first.kind || mi.nclass != first.nclass) {
+            gm_err(err, "%s: %s with %u classes, unlike %s (%s, %u classes)", path, mi.objective, mi.nclass, names[0],
+                   first.objective, first.nclass);
+            goto out;
+        }
+        snprintf(m->format, sizeof m->format, "%s", gm_job_model_format(m->bytes, m->size));
+    }
+    if (plan_summary(r, &job, first.kind, first.objective, first.nclass, err) < 0) goto out;
+    if (gm_job_plan_outputs(&job, err) < 0 || reader_job_install(r, &job, err) < 0) goto out;
+    gm_log(GM_LOG_INFO, "%s: %zu models (%s)", o->models_dir, n, first.objective);
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    gm_job_clear(&job);
+    return rc;
+}
+
+/* Builds the training job from the options and the polygon map. */
+static int plan_training(reader_t *r, gm_job_t *job, char *err) {
+    const reader_options_t *o = &r->opt;
+    reader_run_t *run = r->run;
+    char v[48];
+    reader_job_grid(r, job);
+    job->mode = GM_MODE_TRAIN;
+    job->iterations = o->iterations;
+    job->seed = o->seed;
+    if (gm_polys_is_regression(run->polys)) {
+        job->kind = GM_KIND_REGRESSION;
+        snprintf(job->objective, sizeof job->objective, "%s", o->objective ? o->objective : "reg:squarederror");
+    } else {
+        job->kind = GM_KIND_CLASSIFICATION;
+        job->nclass = gm_polys_nclass(run->polys);
+        if (job->nclass < 2) return gm_err(err, "%s: the map has %u class; a classification needs 2 or more", o->polygons, job->nclass);
+        snprintf(job->objective, sizeof job->objective, "multi:softprob");
+        if (o->objective) gm_log(GM_LOG_WARN, "--objective ignored: classes are fitted with multi:softprob");
+    }
+    add_param(job, "tree_method", "hist");
+    snprintf(v, sizeof v, "%u", o->max_depth);
+    add_param(job, "max_depth", v);
+    if (o->rf) {
+        /* a random forest: one round of T parallel trees on bootstrap-like row samples and sqrt(K) columns */
+        job->rounds = 1;
+        snprintf(v, sizeof v, "%u", o->trees);
+        add_param(job, "num_parallel_tree", v);
+        add_param(job, "subsample", "0.632");
+        double mtry = floor(sqrt((double)job->nbands));
+        snprintf(v, sizeof v, "%.6f", (mtry < 1 ? 1 : mtry) / job->nbands);
+        add_param(job, "colsample_bynode", v);
+        add_param(job, "eta", o->eta ? o->eta : "1");
+    } else {
+        job->rounds = o->trees;
+        add_param(job, "eta", o->eta ? o->eta : (o->trees == 1 ? "1" : "0.3"));
+    }
+    for (int i = 0; i < o->nxgb_params; i++) {
+        const char *eq = strchr(o->xgb_params[i], '=');
+        char key[48];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - o->xgb_params[i]), o->xgb_params[i]);
+        add_param(job, key, eq + 1);
+    }
+    if (!job->crs) return gm_err(err, "out of memory");
+    return 0;
+}
+
+int reader_run_start(reader_t *r, char *err) {
+    const reader_options_t *o = &r->opt;
+    if (make_dir(o->out_dir, err) < 0) return -1;
+    r->run = calloc(1, sizeof *r->run);
+    if (!r->run) return gm_err(err, "out of memory");
+    reader_run_t *run = r->run;
+    if (o->models_dir) return load_models(r, err);
+
+    const char *wkt = gm_stack_grid(r->stacks[0])->crs;
+    gm_polys_options_t po = {.path = o->polygons, .class_field = o->class_field, .target_field = o->target_field,
+                             .composition = o->composition, .id_field = o->id_field};
+    run->polys = gm_polys_open(&po, wkt, err);
+    if (!run->polys) return -1;
+    uint32_t nb = gm_stack_nbands(r->stacks[0]);
+    run->observations = gm_samples_new(nb);
+    run->band_names = calloc(nb, sizeof *run->band_names);
+    run->iterations = o->iterations;
+    run->saved = calloc(o->iterations, 1);
+    run->models = calloc(o->iterations, sizeof *run->models);
+    if (!run->observations || !run->band_names || !run->saved || !run->models) return gm_err(err, "out of memory");
+    for (uint32_t b = 0; b < nb; b++) run->band_names[b] = gm_stack_band_column(r->stacks[0], b);
+    run->width = gm_job_iteration_width(o->iterations);
+    run->max_outstanding = o->max_inflight ? o->max_inflight : DEFAULT_ITERATIONS_IN_FLIGHT;
+    run->sopt = (gm_sample_options_t){.per_polygon = o->per_polygon, .density_km2 = o->density,
+                                      .min_per_polygon = o->min_samples, .seed = o->seed};
+    if (o->observations) {
+        const char *field = o->observations_field ? o->observations_field
+                            : o->class_field         ? o->class_field
+                                                     : o->target_field;
+        if (!field) return gm_err(err, "--observations needs --observations-field in composition mode");
+        gm_sample_obs_report_t orep;
+        if (gm_sample_read_observations(o->observations, field, run->polys, wkt, r->stacks[0], run->observations, &orep,
+                                        err) < 0)
+            return -1;
+        gm_log(GM_LOG_INFO, "%s: %llu observations added to every iteration (%llu off the rasters or on nodata)",
+               o->observations, (unsigned long long)orep.kept, (unsigned long long)orep.dropped);
+    }
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/samples", o->out_dir);
+    if (make_dir(path, err) < 0) return -1;
+    if (!gm_polys_is_regression(run->polys)) {
+        snprintf(path, sizeof path, "%s/classes.csv", o->out_dir);
+        if (gm_polys_write_class_table(run->polys, path, err) < 0) return -1;
+    }
+    const gm_polys_report_t *pr = gm_polys_report(run->polys);
+    gm_log(GM_LOG_INFO, "%s: %u polygons, %u classes; %llu features skipped (no value %llu, no geometry %llu, "
+           "no composition %llu)", o->polygons, gm_polys_count(run->polys), gm_polys_nclass(run->polys),
+           (unsigned long long)(pr->skipped_no_value + pr->skipped_no_geometry + pr->skipped_no_composition),
+           (unsigned long long)pr->skipped_no_value, (unsigned long long)pr->skipped_no_geometry,
+           (unsigned long long)pr->skipped_no_composition);
+
+    gm_job_t job;
+    memset(&job, 0, sizeof job);
+    int rc = plan_training(r, &job, err) == 0 &&
+                     plan_summary(r, &run->summary, job.kind, job.objective, job.nclass, err) == 0 &&
+                     reader_job_install(r, &job, err) == 0
+                 ? 0
+                 : -1;
+    gm_job_clear(&job);
+    if (rc == 0)
+        gm_log(GM_LOG_INFO, "job %016llx: training %u models (%s, %u round%s) on samples of %u polygons",
+               (unsigned long long)r->job.id, o->iterations, r->job.objective, r->job.rounds,
+               r->job.rounds > 1 ? "s" : "", gm_polys_count(run->polys));
+    return rc;
+}
+
+/* Samples one iteration, writes its table, and lays out its training rows. */
+static void do_sampling(uv_work_t *req) {
+    sampling_t *s = req->data;
+    reader_t *r = s->r;
+    reader_run_t *run = r->run;
+    uint32_t nb = gm_stack_nbands(r->stacks[s->stack]);
+    char path[4200];
+    gm_samples_t *smp = gm_samples_new(nb);
+    s->rc = -1;
+    if (!smp) {
+        gm_err(s->err, "out of memory");
+        return;
+    }
+    if (gm_sample_iteration(run->polys, r->stacks[s->stack], &run->sopt, s->iteration, smp, &s->report, s->err) < 0)
+        goto out;
+    const gm_samples_t *obs = run->observations;
+    for (size_t i = 0; i < obs->n; i++)
+        if (gm_samples_append(smp, obs->x[i], obs->y[i], obs->polygon[i], obs->code[i], obs->target[i],
+                              obs->values + i * nb, s->err) < 0)
+            goto out;
+    if (smp->n == 0) {
+        gm_err(s->err, "iteration %u: no sample point on valid covariates in any polygon", s->iteration + 1);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/samples/iter-%0*u.csv", r->opt.out_dir, run->width, s->iteration + 1);
+    if (gm_samples_write_csv(smp, run->polys, s->iteration + 1, run->band_names, path, s->err) < 0) goto out;
+    s->n = smp->n;
+    s->X = malloc(smp->n * nb * sizeof(float));
+    s->y = malloc(smp->n * sizeof(float));
+    if (!s->X || !s->y) {
+        gm_err(s->err, "out of memory for %zu samples", smp->n);
+        goto out;
+    }
+    memcpy(s->X, smp->values, smp->n * nb * sizeof(float));
+    int regression = gm_polys_is_regression(run->polys);
+    for (size_t i = 0; i < smp->n; i++) s->y[i] = regression ? smp->target[i] : (float)smp->code[i];
+    s->rc = 0;
+out:
+    gm_samples_destroy(&smp);
+}
+
+static void after_sampling(uv_work_t *req, int status) {
+    sampling_t *s = req->data;
+    reader_t *r = s->r;
+    reader_run_t *run = r->run;
+    char err[GM_ERR_LEN];
+    r->free_stacks[r->nfree++] = s->stack;
+    if (r->finished || status == UV_ECANCELED) goto out;
+    if (s->rc < 0) {
+        gm_log(GM_LOG_ERROR, "%s", s->err);
+        reader_finish(r, 1);
+        goto out;
+    }
+    if (s->iteration == 0) {
+        const gm_sample_report_t *rep = &s->report;
+        run->first_report = *rep;
+        if (rep->polygons_outside || rep->polygons_small || rep->polygons_failed || rep->points_short)
+            gm_log(GM_LOG_WARN, "sampling: %u polygons outside the rasters, %u smaller than a pixel, %u without a point "
+                   "on valid covariates; %llu points not drawn", rep->polygons_outside, rep->polygons_small,
+                   rep->polygons_failed, (unsigned long long)rep->points_short);
+    }
+    gm_log(GM_LOG_DEBUG, "iteration %u: %zu samples", s->iteration + 1, s->n);
+    gm_header_t h = {.kind = GM_MSG_TRAIN, .job = r->job.id, .iteration = s->iteration, .count = (uint32_t)s->n,
+                     .cols = r->job.nbands};
+    void *buf;
+    size_t len;
+    gm_msg_t *msg = gm_msg_new();
+    int ok = msg && gm_wire_encode(&h, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 &&
+             gm_msg_add_owned(msg, s->X, s->n * r->job.nbands * sizeof(float)) == 0;
+    s->X = NULL;
+    ok = ok && gm_msg_add_owned(msg, s->y, s->n * sizeof(float)) == 0;
+    s->y = NULL;
+    if (!ok || reader_feed_queue(r, msg, UINT32_MAX) < 0) {
+        gm_msg_destroy(&msg);
+        gm_log(GM_LOG_ERROR, "iteration %u: out of memory queueing the training task", s->iteration + 1);
+        reader_finish(r, 1);
+        goto out;
+    }
+    reader_run_pump(r, err);
+out:
+    free(s->X);
+    free(s->y);
+    free(s);
+}
+
+int reader_run_pump(reader_t *r, char *err) {
+    reader_run_t *run = r->run;
+    (void)err;
+    while (!r->finished && run->next_iteration < run->iterations && run->outstanding < run->max_outstanding &&
+           r->nfree > 0) {
+        sampling_t *s = calloc(1, sizeof *s);
+        if (!s) return gm_err(err, "out of memory");
+        s->r = r;
+        s->iteration = run->next_iteration++;
+        s->stack = r->free_stacks[--r->nfree];
+        s->req.data = s;
+        run->outstanding++;
+        uv_queue_work(r->loop, &s->req, do_sampling, after_sampling);
+    }
+    return 0;
+}
+
+/* Every model is saved: attach them to the summary job, make it current, and start the block pass. */
+static void switch_to_summary(reader_t *r) {
+    reader_run_t *run = r->run;
+    gm_job_t *job = &run->summary;
+    char err[GM_ERR_LEN];
+    job->nmodels = run->iterations;
+    job->models = run->models;
+    run->models = NULL;
+    if (gm_job_plan_outputs(job, err) < 0 || reader_job_install(r, job, err) < 0 || reader_feed_begin(r, err) < 0) {
+        gm_log(GM_LOG_ERROR, "%s", err);
+        reader_finish(r, 1);
+    }
+}
+
+void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h) {
+    reader_run_t *run = r->run;
+    if (r->job.mode != GM_MODE_TRAIN || h->job != r->job.id || h->iteration >= run->iterations || msg->nframes != 2) {
+        gm_log(GM_LOG_WARN, "acks: dropped a \"saved\" message for job %016llx iteration %u", (unsigned long long)h->job,
+               h->iteration);
+        r->dropped++;
+        return;
+    }
+    if (run->saved[h->iteration]) return; /* already have it */
+    gm_model_blob_t *m = &run->models[h->iteration];
+    m->size = gm_msg_size(msg, 1);
+    m->bytes = malloc(m->size);
+    if (!m->bytes) {
+        gm_log(GM_LOG_ERROR, "out of memory keeping model %u", h->iteration + 1);
+        reader_finish(r, 1);
+        return;
+    }
+    memcpy(m->bytes, gm_msg_data(msg, 1), m->size);
+    snprintf(m->format, sizeof m->format, "%s", gm_job_model_format(m->bytes, m->size));
+    run->saved[h->iteration] = 1;
+    run->nsaved++;
+    run->outstanding--;
+    if (run->nsaved == run->iterations) {
+        gm_log(GM_LOG_INFO, "all %u models trained and saved", run->iterations);
+        switch_to_summary(r);
+        return;
+    }
+    char err[GM_ERR_LEN];
+    reader_run_pump(r, err);
+}
+
+void reader_run_free(reader_t *r) {
+    reader_run_t *run = r->run;
+    if (!run) return;
+    gm_polys_destroy(&run->polys);
+    gm_samples_destroy(&run->observations);
+    for (uint32_t i = 0; run->models && i < run->iterations; i++) free(run->models[i].bytes);
+    free(run->models);
+    free(run->saved);
+    free(run->band_names);
+    gm_job_clear(&run->summary);
+    free(run);
+    r->run = NULL;
+}
