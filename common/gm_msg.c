@@ -80,3 +80,10 @@ int gm_msg_add_frame_of(gm_msg_t *self, gm_msg_t *other, size_t i) {
 void *gm_msg_data(gm_msg_t *self, size_t i) { return zmq_msg_data(&self->frames[i]); }
 
 size_t gm_msg_size(gm_msg_t *self, size_t i) { return zmq_msg_size(&self->frames[i]); }
+
+gm_msg_t *gm_msg_dup(gm_msg_t *self) {
+    gm_msg_t *copy = gm_msg_new();
+    for (size_t i = 0; copy && i < self->nframes; i++)
+        if (gm_msg_add_frame_of(copy, self, i) < 0) gm_msg_destroy(&copy);
+    return copy;
+}

@@ -22,6 +22,8 @@ int gm_msg_add_copy(gm_msg_t *self, const void *data, size_t len);
 int gm_msg_add_owned(gm_msg_t *self, void *data, size_t len);
 /* Appends a copy of frame 'i' of another message (shares the bytes). Returns 0, or -1. */
 int gm_msg_add_frame_of(gm_msg_t *self, gm_msg_t *other, size_t i);
+/* Returns a copy of every frame (sharing the bytes of large ones), or NULL when out of memory. */
+gm_msg_t *gm_msg_dup(gm_msg_t *self);
 /* Returns the bytes and size of frame 'i' (which must exist). */
 void *gm_msg_data(gm_msg_t *self, size_t i);
 size_t gm_msg_size(gm_msg_t *self, size_t i);

@@ -98,7 +98,8 @@ double gm_polys_target(const gm_polys_t *self, uint32_t i);
 uint32_t gm_polys_draw_class(const gm_polys_t *self, uint32_t i, double u);
 /* Composition mode: points 'codes' and 'cumulative' at polygon 'i''s classes and their cumulative normalised
  * probabilities (the last is 1), in CSV order, and returns how many there are; 0 in other modes. */
-uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes, const double **cumulative);
+uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes,
+                              const double **cumulative);
 
 /* Reads the Point features of the vector layer 'path_layer' (same "file:layer" rule as the map), reprojected
  * to 'dst_wkt', with the value of 'field': a class name that must be in the map's class table (an unknown

@@ -319,8 +319,8 @@ int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t it
     fputc('\n', f);
     for (size_t i = 0; i < s->n; i++) {
         fprintf(f, "%u,", iteration);
-        if (s->polygon[i] != GM_SAMPLE_NO_POLYGON && s->polygon[i] < gm_polys_count(p))
-            fprintf(f, "%" PRId64, gm_polys_fid(p, s->polygon[i]));
+        if (s->polygon[i] < gm_polys_count(p)) fprintf(f, "%" PRId64, gm_polys_fid(p, s->polygon[i]));
+        else fputs("-1", f); /* an observation */
         fprintf(f, ",%.17g,%.17g,", s->x[i], s->y[i]);
         if (regression) {
             if (!isnan(s->target[i])) fprintf(f, "%.9g", (double)s->target[i]);

@@ -97,7 +97,7 @@ int gm_sample_read_observations(const char *path_layer, const char *field, const
                                 gm_stack_t *stack, gm_samples_t *out, gm_sample_obs_report_t *rep, char *err);
 
 /* Writes 's' to the CSV file 'path': header "iteration,polygon,x,y,class,code,<bands>" (regression:
- * "iteration,polygon,x,y,target,<bands>"); polygon is the feature's FID (empty for observations), x and y
+ * "iteration,polygon,x,y,target,<bands>"); polygon is the feature's FID (-1 for observations), x and y
  * are printed with %.17g, target and values with %.9g (exact float32 round trip; NaN as an empty field),
  * class is the class name, quoted when it holds a comma, quote or line break. 'band_names' holds nbands
  * names, or is NULL for b1, b2, ... Returns 0, or -1 with 'err'. */

@@ -8,12 +8,12 @@
 #include "gm_log.h"
 #include "gm_mpack.h"
 
-static const char *kind_names[] = {NULL, "hello", "job", "task", "result", "ack", "done", "error", "train", "model", "saved"};
+static const char *kind_names[] = {NULL, "hello", "job", "task", "result", "ack", "done", "error", "train", "model", "saved", "hb"};
 static const char *dtype_names[] = {NULL, "u8", "u16", "i16", "u32", "i32", "f32", "f64"};
 static const size_t dtype_sizes[] = {0, 1, 2, 2, 4, 4, 4, 8};
 
 const char *gm_msg_kind_name(gm_msg_kind_t kind) {
-    return (kind >= GM_MSG_HELLO && kind <= GM_MSG_SAVED) ? kind_names[kind] : NULL;
+    return (kind >= GM_MSG_HELLO && kind <= GM_MSG_HEARTBEAT) ? kind_names[kind] : NULL;
 }
 
 const char *gm_dtype_name(gm_dtype_t dt) { return (dt > GM_DT_NONE && dt <= GM_DT_F64) ? dtype_names[dt] : NULL; }
@@ -35,7 +35,7 @@ static int parse_kind(const msgpack_object *map, gm_msg_kind_t *kind, char *err)
     const msgpack_object *t = gm_mpack_get(map, "t");
     if (!t) return gm_err(err, "header key \"t\" is missing");
     if (t->type != MSGPACK_OBJECT_STR) return gm_err(err, "header key \"t\" is not a string");
-    for (int k = GM_MSG_HELLO; k <= GM_MSG_SAVED; k++) {
+    for (int k = GM_MSG_HELLO; k <= GM_MSG_HEARTBEAT; k++) {
         if (strlen(kind_names[k]) == t->via.str.size && memcmp(kind_names[k], t->via.str.ptr, t->via.str.size) == 0) {
             *kind = (gm_msg_kind_t)k;
             return 0;
@@ -121,7 +121,14 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
     case GM_MSG_ACK:
         if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
         if (get_u32(m, "n", GM_WIRE_MAX_ACKS, &h->count, err) < 0) goto out;
+        if (gm_mpack_get(m, "s")) {
+            char stage[8];
+            if (gm_mpack_str(m, "s", stage, sizeof stage, err) < 0) goto out;
+            if (strcmp(stage, "recv") != 0) { gm_err(err, "header key \"s\" is not \"recv\""); goto out; }
+            h->received = 1;
+        }
         break;
+    case GM_MSG_HEARTBEAT: break;
     case GM_MSG_DONE:
         if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
         break;
@@ -165,7 +172,7 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_HELLO: n += 1; break;
     case GM_MSG_TASK: n += 8; break;
     case GM_MSG_RESULT: n += 6; break;
-    case GM_MSG_ACK: n += 2; break;
+    case GM_MSG_ACK: n += h->received ? 3 : 2; break;
     case GM_MSG_DONE: n += 1; break;
     case GM_MSG_ERROR: n += 1; break;
     case GM_MSG_TRAIN: n += 4; break;
@@ -199,6 +206,10 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_ACK:
         pack_uint(&pk, "job", h->job);
         pack_uint(&pk, "n", h->count);
+        if (h->received) {
+            gm_mpack_pack_cstr(&pk, "s");
+            gm_mpack_pack_cstr(&pk, "recv");
+        }
         break;
     case GM_MSG_DONE: pack_uint(&pk, "job", h->job); break;
     case GM_MSG_ERROR:

@@ -28,7 +28,8 @@ typedef enum {
     GM_MSG_ERROR,     /* any reply: a request was refused; "msg" says why */
     GM_MSG_TRAIN,     /* reader -> worker: one iteration's samples; frames: features, labels */
     GM_MSG_MODEL,     /* worker -> writer: one iteration's trained model; frame: model bytes */
-    GM_MSG_SAVED      /* writer -> reader: a model is saved; frame: its bytes */
+    GM_MSG_SAVED,     /* writer -> reader: a model is saved; frame: its bytes */
+    GM_MSG_HEARTBEAT  /* worker -> reader control: "still alive", every second */
 } gm_msg_kind_t;
 
 typedef enum { GM_DT_NONE = 0, GM_DT_U8, GM_DT_U16, GM_DT_I16, GM_DT_U32, GM_DT_I32, GM_DT_F32, GM_DT_F64 } gm_dtype_t;
@@ -44,6 +45,7 @@ typedef struct {
     uint32_t bands;     /* "n": covariate bands in the payload (task) */
     gm_dtype_t dtype;   /* "dt": payload sample type (task: always f32) */
     uint32_t count;     /* "n": block ids in the payload (ack); sample rows (train) */
+    uint32_t received;  /* "s" = "recv" (ack): the blocks reached the writer but are not yet written */
     uint32_t iteration; /* "i": iteration, from 0 (train, model, saved) */
     uint32_t cols;      /* "k": features per sample row (train) */
     char role[16];      /* "role": "worker" or "writer" (hello) */

@@ -26,6 +26,7 @@ static const char usage[] =
     "  --probabilities       classification: also write one probability band per class\n"
     "  --max-inflight N      most blocks read but not yet written (default: two output strips)\n"
     "  --io-threads N        concurrent GDAL reads (2)\n"
+    "  --stall-timeout S     re-issue unfinished tasks when nothing progresses for S seconds (60; 0: never)\n"
     "Run options:\n"
     "  --out DIR             where sample tables (DIR/samples) and the class table go\n"
     "  --polygons MAP[:LAYER] the map units to sample (any OGR vector)\n"
@@ -55,6 +56,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     o->tile = 256;
     o->io_threads = 2;
     o->iterations = 100;
+    o->stall_ms = 60000;
     o->min_samples = 1;
     o->seed = 1;
     o->trees = 1;
@@ -141,6 +143,10 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
             if (gm_cli_uint(a, v, 1, 100000, &o->trees, err) < 0) return -1;
         } else if (!strcmp(a, "--max-depth")) {
             if (gm_cli_uint(a, v, 0, 64, &o->max_depth, err) < 0) return -1;
+        } else if (!strcmp(a, "--stall-timeout")) {
+            uint32_t secs;
+            if (gm_cli_uint(a, v, 0, 86400, &secs, err) < 0) return -1;
+            o->stall_ms = secs * 1000;
         } else if (!strcmp(a, "--nprob")) {
             if (gm_cli_uint(a, v, 1, 65535, &o->nprob, err) < 0) return -1;
         } else {
@@ -173,6 +179,8 @@ void reader_finish(reader_t *r, int code) {
     uv_signal_stop(&r->sigint);
     uv_signal_stop(&r->sigterm);
     uv_timer_stop(&r->stats);
+    uv_timer_stop(&r->liveness);
+    uv_close((uv_handle_t *)&r->liveness, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->stats, NULL);
@@ -237,6 +245,9 @@ int main(int argc, char **argv) {
     free(r.free_stacks);
     free(r.state);
     free(r.reads_of_block);
+    for (uint32_t b = 0; r.block_copy && b < r.nblocks; b++) gm_msg_destroy(&r.block_copy[b]);
+    free(r.block_copy);
+    free(r.peers);
     free(r.job_header);
     reader_run_free(&r);
     while (r.ready_head) {

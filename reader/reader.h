@@ -50,16 +50,28 @@ typedef struct {
     uint32_t nprob;                /* --nprob */
     const char *quantiles;         /* --quantiles 0.05,0.5,0.95 */
     int realisations;              /* --realisations */
+    uint32_t stall_ms;             /* --stall-timeout, in ms */
 } reader_options_t;
 
-typedef enum { BLOCK_PENDING = 0, BLOCK_READING, BLOCK_READY, BLOCK_SENT, BLOCK_ACKED } block_state_t;
+typedef enum { BLOCK_PENDING = 0, BLOCK_READING, BLOCK_READY, BLOCK_SENT, BLOCK_RECEIVED, BLOCK_ACKED } block_state_t;
 
-/* One finished read waiting to be sent. */
+/* One message waiting to be sent on the task socket: a block, or a training iteration. */
 typedef struct ready_s {
     struct ready_s *next;
     gm_msg_t *msg;
-    uint32_t block;
+    uint32_t block;     /* UINT32_MAX if not a block */
+    uint32_t iteration; /* UINT32_MAX if not a training task */
 } ready_t;
+
+/* A peer seen on the control endpoint (a worker), by its ZeroMQ identity. */
+typedef struct {
+    unsigned char id[256];
+    size_t idlen;
+    uint64_t last_seen; /* uv_now() of its last hello or heartbeat */
+    int lost;
+} peer_t;
+
+#define READER_PEER_TIMEOUT_MS 3000 /* a worker silent this long is taken for dead */
 
 typedef struct {
     reader_options_t opt;
@@ -82,6 +94,12 @@ typedef struct {
     ready_t *ready_head, *ready_tail;
     unsigned delay_ms;             /* GRIDMILL_DEBUG_DELAY_MS */
     uint32_t *reads_of_block;      /* prediction pass: times each block was read */
+    gm_msg_t **block_copy;         /* a sent block's task, kept until the writer has it, to re-issue */
+    uint64_t last_progress;        /* uv_now() of the last block or model the writer reported */
+    uint32_t reissued;             /* tasks sent again after a worker was lost or a deadline passed */
+    peer_t *peers;
+    uint32_t npeers;
+    uv_timer_t liveness;
     uint64_t block_reads;          /* prediction pass: block reads in all */
     struct reader_run_s *run;      /* the full job's state, NULL for predict */
     uint64_t dropped;              /* malformed messages dropped */
@@ -103,13 +121,22 @@ int reader_feed_bind(reader_t *r, char *err);
 int reader_feed_begin(reader_t *r, char *err);
 /* Queues a message for the task socket and sends what it can; 'block' is marked sent when it goes
  * (UINT32_MAX for messages that are not blocks). Returns 0, or -1 when out of memory. */
-int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block);
+int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block, uint32_t iteration);
+/* Sends again every task that no live worker is known to have finished: the blocks and training
+ * iterations sent but not yet reported by the writer. 'why' goes into the log line. */
+void reader_feed_reissue(reader_t *r, const char *why);
+/* Notes that the control peer with identity 'id' is alive. */
+void reader_peer_seen(reader_t *r, const void *id, size_t len);
 /* Makes 'job' the current job: encodes it for hellos. Returns 0, or -1 with 'err'. */
 int reader_job_install(reader_t *r, gm_job_t *job, char *err);
 /* Prepares the full job: polygons, training job, sampling. Returns 0, or -1 with 'err'. */
 int reader_run_start(reader_t *r, char *err);
 /* Starts (or continues) sampling iterations and sending training tasks. Returns 0, or -1 with 'err'. */
 int reader_run_pump(reader_t *r, char *err);
+/* Keeps a copy of training task 'iteration' just sent, to re-issue it if its worker is lost. */
+void reader_run_sent(reader_t *r, uint32_t iteration, gm_msg_t *copy);
+/* Queues again every training task sent but not saved. Returns how many. */
+uint32_t reader_run_reissue(reader_t *r);
 /* Takes a "saved" message from the writer: a trained model on disk, with its bytes. */
 void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h);
 /* Frees the full job's state. */

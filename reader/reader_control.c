@@ -1,4 +1,5 @@
 /* reader_control.c -- the control endpoint: answers each hello with the job and its model bytes. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gm_log.h"
@@ -50,18 +51,63 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         r->dropped++;
         gm_log(GM_LOG_WARN, "control: dropped a malformed request: %s", err);
         reply_error(r, msg, err);
+    } else if (h.kind == GM_MSG_HEARTBEAT) {
+        reader_peer_seen(r, gm_msg_data(msg, 0), gm_msg_size(msg, 0));
     } else if (h.kind != GM_MSG_HELLO) {
         r->dropped++;
         gm_log(GM_LOG_WARN, "control: dropped a \"%s\" message; only hello is served here", gm_msg_kind_name(h.kind));
         reply_error(r, msg, "only hello is served on the control endpoint");
     } else {
         gm_log(GM_LOG_DEBUG, "control: hello from a %s; sending job %016llx", h.role, (unsigned long long)r->job.id);
+        if (!strcmp(h.role, "worker")) reader_peer_seen(r, gm_msg_data(msg, 0), gm_msg_size(msg, 0));
         reply_job(r, msg);
     }
     gm_msg_destroy(&msg);
 }
 
+void reader_peer_seen(reader_t *r, const void *id, size_t len) {
+    if (len > sizeof r->peers[0].id) return;
+    uint64_t now = uv_now(r->loop);
+    for (uint32_t i = 0; i < r->npeers; i++)
+        if (r->peers[i].idlen == len && !memcmp(r->peers[i].id, id, len)) {
+            r->peers[i].last_seen = now;
+            r->peers[i].lost = 0;
+            return;
+        }
+    peer_t *more = realloc(r->peers, (r->npeers + 1) * sizeof *more);
+    if (!more) return;
+    r->peers = more;
+    peer_t *p = &r->peers[r->npeers++];
+    memcpy(p->id, id, len);
+    p->idlen = len;
+    p->last_seen = now;
+    p->lost = 0;
+}
+
+/* Every half second: a worker silent for READER_PEER_TIMEOUT_MS is lost, and so are the tasks it held;
+ * nothing reported by the writer for --stall-timeout means tasks were lost somewhere else. */
+static void on_liveness(uv_timer_t *t) {
+    reader_t *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    uint32_t lost = 0;
+    for (uint32_t i = 0; i < r->npeers; i++)
+        if (!r->peers[i].lost && now - r->peers[i].last_seen > READER_PEER_TIMEOUT_MS) {
+            r->peers[i].lost = 1;
+            lost++;
+        }
+    if (lost) {
+        gm_log(GM_LOG_WARN, "%u worker%s silent for %d s: taken for lost", lost, lost > 1 ? "s" : "",
+               READER_PEER_TIMEOUT_MS / 1000);
+        reader_feed_reissue(r, "worker lost");
+    } else if (r->opt.stall_ms && now - r->last_progress > r->opt.stall_ms) {
+        reader_feed_reissue(r, "no progress reported");
+    }
+}
+
 int reader_control_start(reader_t *r, char *err) {
+    uv_timer_init(r->loop, &r->liveness);
+    r->liveness.data = r;
+    uv_timer_start(&r->liveness, on_liveness, 500, 500);
     r->control = gm_sock_new(r->loop, r->zctx, ZMQ_ROUTER, "control", err);
     if (!r->control) return -1;
     gm_sock_set_maxmsgsize(r->control, GM_WIRE_MAX_HEADER);

@@ -36,7 +36,14 @@ static void flush_ready(reader_t *r) {
     char err[GM_ERR_LEN];
     while (r->ready_head && r->tasks) {
         ready_t *q = r->ready_head;
+        gm_msg_t *copy = gm_msg_dup(q->msg); /* kept until the writer has the result, to re-issue */
+        if (!copy) {
+            gm_log(GM_LOG_ERROR, "out of memory keeping a copy of a task");
+            reader_finish(r, 1);
+            return;
+        }
         int rc = gm_sock_send(r->tasks, &q->msg, err);
+        if (rc != 0) gm_msg_destroy(&copy);
         if (rc == 1) {
             gm_sock_want_writable(r->tasks, 1);
             return;
@@ -47,8 +54,14 @@ static void flush_ready(reader_t *r) {
             return;
         }
         if (q->block != UINT32_MAX) {
-            r->nsent++;
+            if (r->state[q->block] != BLOCK_SENT) r->nsent++;
             r->state[q->block] = BLOCK_SENT;
+            gm_msg_destroy(&r->block_copy[q->block]);
+            r->block_copy[q->block] = copy;
+        } else if (q->iteration != UINT32_MAX) {
+            reader_run_sent(r, q->iteration, copy);
+        } else {
+            gm_msg_destroy(&copy);
         }
         r->ready_head = q->next;
         if (!r->ready_head) r->ready_tail = NULL;
@@ -57,11 +70,12 @@ static void flush_ready(reader_t *r) {
     if (r->tasks) gm_sock_want_writable(r->tasks, 0);
 }
 
-int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block) {
+int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block, uint32_t iteration) {
     ready_t *q = calloc(1, sizeof *q);
     if (!q) return -1;
     q->msg = msg;
     q->block = block;
+    q->iteration = iteration;
     if (r->ready_tail) r->ready_tail->next = q;
     else r->ready_head = q;
     r->ready_tail = q;
@@ -111,7 +125,7 @@ static void after_read(uv_work_t *req, int status) {
         goto out;
     }
     r->state[rd->block] = BLOCK_READY;
-    if (reader_feed_queue(r, msg, rd->block) < 0) {
+    if (reader_feed_queue(r, msg, rd->block, UINT32_MAX) < 0) {
         gm_msg_destroy(&msg);
         gm_log(GM_LOG_ERROR, "block %u: out of memory", rd->block);
         reader_finish(r, 1);
@@ -180,12 +194,18 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         r->dropped++;
     } else {
         const unsigned char *p = gm_msg_data(msg, 1);
+        r->last_progress = uv_now(r->loop);
         for (uint32_t i = 0; i < h.count; i++) {
             uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
                          (uint32_t)p[4 * i + 3] << 24;
-            if (b >= r->nblocks || r->state[b] != BLOCK_SENT) {
+            if (b >= r->nblocks || (r->state[b] != BLOCK_SENT && r->state[b] != BLOCK_RECEIVED)) {
                 if (b >= r->nblocks || r->state[b] != BLOCK_ACKED) r->dropped++;
                 continue; /* duplicate or unknown: nothing to retire */
+            }
+            gm_msg_destroy(&r->block_copy[b]); /* the writer has it: no re-issue needed */
+            if (h.received) {
+                r->state[b] = BLOCK_RECEIVED;
+                continue;
             }
             r->state[b] = BLOCK_ACKED;
             r->nacked++;
@@ -213,7 +233,9 @@ int reader_feed_begin(reader_t *r, char *err) {
     r->next_block = r->nacked = r->nsent = r->inflight = 0;
     r->state = calloc(r->nblocks, 1);
     r->reads_of_block = calloc(r->nblocks, sizeof *r->reads_of_block);
-    if (!r->state || !r->reads_of_block) return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    r->block_copy = calloc(r->nblocks, sizeof *r->block_copy);
+    if (!r->state || !r->reads_of_block || !r->block_copy) return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    r->last_progress = uv_now(r->loop);
     uint32_t strip = gm_job_blocks_per_strip(&r->job);
     r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : 2 * strip;
     if (r->max_inflight < strip + 1) {
@@ -226,4 +248,23 @@ int reader_feed_begin(reader_t *r, char *err) {
            r->job.block_h, r->job.xsize, r->job.ysize, r->job.nbands);
     reader_feed_pump(r);
     return 0;
+}
+
+void reader_feed_reissue(reader_t *r, const char *why) {
+    uint32_t n = 0;
+    for (uint32_t b = 0; r->state && b < r->nblocks; b++) {
+        if (r->state[b] != BLOCK_SENT || !r->block_copy[b]) continue;
+        gm_msg_t *again = gm_msg_dup(r->block_copy[b]);
+        if (!again || reader_feed_queue(r, again, b, UINT32_MAX) < 0) {
+            gm_msg_destroy(&again);
+            gm_log(GM_LOG_ERROR, "out of memory re-issuing block %u", b);
+            reader_finish(r, 1);
+            return;
+        }
+        n++;
+    }
+    if (r->run) n += reader_run_reissue(r);
+    r->reissued += n;
+    r->last_progress = uv_now(r->loop);
+    if (n) gm_log(GM_LOG_WARN, "%s: re-issuing %u task%s the writer has not received", why, n, n > 1 ? "s" : "");
 }

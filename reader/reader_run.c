@@ -29,6 +29,7 @@ typedef struct reader_run_s {
     uint32_t nsaved;
     uint8_t *saved;
     gm_model_blob_t *models;      /* bytes of each saved model */
+    gm_msg_t **iter_copy;         /* a sent training task, kept until its model is saved, to re-issue */
     const char **band_names;
     gm_sample_report_t first_report;
     int width;                    /* digits of iteration numbers in file names */
@@ -243,7 +244,9 @@ int reader_run_start(reader_t *r, char *err) {
     run->iterations = o->iterations;
     run->saved = calloc(o->iterations, 1);
     run->models = calloc(o->iterations, sizeof *run->models);
-    if (!run->observations || !run->band_names || !run->saved || !run->models) return gm_err(err, "out of memory");
+    run->iter_copy = calloc(o->iterations, sizeof *run->iter_copy);
+    if (!run->observations || !run->band_names || !run->saved || !run->models || !run->iter_copy)
+        return gm_err(err, "out of memory");
     for (uint32_t b = 0; b < nb; b++) run->band_names[b] = gm_stack_band_column(r->stacks[0], b);
     run->width = gm_job_iteration_width(o->iterations);
     run->max_outstanding = o->max_inflight ? o->max_inflight : DEFAULT_ITERATIONS_IN_FLIGHT;
@@ -363,7 +366,7 @@ static void after_sampling(uv_work_t *req, int status) {
     s->X = NULL;
     ok = ok && gm_msg_add_owned(msg, s->y, s->n * sizeof(float)) == 0;
     s->y = NULL;
-    if (!ok || reader_feed_queue(r, msg, UINT32_MAX) < 0) {
+    if (!ok || reader_feed_queue(r, msg, UINT32_MAX, s->iteration) < 0) {
         gm_msg_destroy(&msg);
         gm_log(GM_LOG_ERROR, "iteration %u: out of memory queueing the training task", s->iteration + 1);
         reader_finish(r, 1);
@@ -428,6 +431,8 @@ void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h) {
     snprintf(m->format, sizeof m->format, "%s", gm_job_model_format(m->bytes, m->size));
     run->saved[h->iteration] = 1;
     run->nsaved++;
+    gm_msg_destroy(&run->iter_copy[h->iteration]);
+    r->last_progress = uv_now(r->loop);
     run->outstanding--;
     if (run->nsaved == run->iterations) {
         gm_log(GM_LOG_INFO, "all %u models trained and saved", run->iterations);
@@ -438,6 +443,34 @@ void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h) {
     reader_run_pump(r, err);
 }
 
+void reader_run_sent(reader_t *r, uint32_t iteration, gm_msg_t *copy) {
+    reader_run_t *run = r->run;
+    if (!run || iteration >= run->iterations || run->saved[iteration]) {
+        gm_msg_destroy(&copy);
+        return;
+    }
+    gm_msg_destroy(&run->iter_copy[iteration]);
+    run->iter_copy[iteration] = copy;
+}
+
+uint32_t reader_run_reissue(reader_t *r) {
+    reader_run_t *run = r->run;
+    uint32_t n = 0;
+    if (!run || !run->iter_copy || r->job.mode != GM_MODE_TRAIN) return 0;
+    for (uint32_t i = 0; i < run->iterations; i++) {
+        if (run->saved[i] || !run->iter_copy[i]) continue;
+        gm_msg_t *again = gm_msg_dup(run->iter_copy[i]);
+        if (!again || reader_feed_queue(r, again, UINT32_MAX, i) < 0) {
+            gm_msg_destroy(&again);
+            gm_log(GM_LOG_ERROR, "out of memory re-issuing iteration %u", i + 1);
+            reader_finish(r, 1);
+            return n;
+        }
+        n++;
+    }
+    return n;
+}
+
 void reader_run_free(reader_t *r) {
     reader_run_t *run = r->run;
     if (!run) return;
@@ -445,6 +478,8 @@ void reader_run_free(reader_t *r) {
     gm_samples_destroy(&run->observations);
     for (uint32_t i = 0; run->models && i < run->iterations; i++) free(run->models[i].bytes);
     free(run->models);
+    for (uint32_t i = 0; run->iter_copy && i < run->iterations; i++) gm_msg_destroy(&run->iter_copy[i]);
+    free(run->iter_copy);
     free(run->saved);
     free(run->band_names);
     gm_job_clear(&run->summary);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gm_log.h"
+#include "gm_wire.h"
 #include "worker.h"
 
 static const char usage[] =
@@ -60,6 +61,8 @@ void worker_finish(worker_t *w, int code) {
     uv_signal_stop(&w->sigint);
     uv_signal_stop(&w->sigterm);
     uv_timer_stop(&w->stats);
+    uv_timer_stop(&w->heartbeat);
+    uv_close((uv_handle_t *)&w->heartbeat, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->stats, NULL);
@@ -70,6 +73,18 @@ static void on_signal(uv_signal_t *h, int signum) {
     worker_t *w = h->data;
     gm_log(GM_LOG_DEBUG, "signal %d: stopping after %llu blocks", signum, (unsigned long long)w->done);
     worker_finish(w, 0);
+}
+
+static void on_heartbeat(uv_timer_t *t) {
+    worker_t *w = t->data;
+    char err[GM_ERR_LEN];
+    gm_header_t h = {.kind = GM_MSG_HEARTBEAT};
+    void *buf;
+    size_t len;
+    gm_msg_t *msg = gm_msg_new();
+    if (msg && gm_wire_encode(&h, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 && w->control)
+        gm_sock_send(w->control, &msg, err); /* a heartbeat that cannot go now is simply skipped */
+    gm_msg_destroy(&msg);
 }
 
 static void on_stats(uv_timer_t *h) {
@@ -97,7 +112,9 @@ int main(int argc, char **argv) {
     uv_signal_init(w.loop, &w.sigint);
     uv_signal_init(w.loop, &w.sigterm);
     uv_timer_init(w.loop, &w.stats);
-    w.sigint.data = w.sigterm.data = w.stats.data = &w;
+    uv_timer_init(w.loop, &w.heartbeat);
+    w.sigint.data = w.sigterm.data = w.stats.data = w.heartbeat.data = &w;
+    uv_timer_start(&w.heartbeat, on_heartbeat, 1000, 1000);
     uv_signal_start(&w.sigint, on_signal, SIGINT);
     uv_signal_start(&w.sigterm, on_signal, SIGTERM);
     uv_timer_start(&w.stats, on_stats, 10000, 10000);

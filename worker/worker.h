@@ -26,6 +26,7 @@ typedef struct {
     gm_sock_t *control, *tasks, *results;
     uv_signal_t sigint, sigterm;
     uv_timer_t stats;
+    uv_timer_t heartbeat;    /* tells the reader every second that this worker lives */
     gm_job_t job;
     int have_job, job_requested;
     uint64_t asked_for;      /* job id a task named when we last asked the reader */

@@ -219,6 +219,16 @@ void writer_strips_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     } else {
         wr->seen[h->block] = 1;
         wr->received++;
+        /* tell the reader at once: it no longer needs to re-issue this block if a worker is lost */
+        unsigned char *id = malloc(4);
+        if (id) {
+            id[0] = (unsigned char)h->block;
+            id[1] = (unsigned char)(h->block >> 8);
+            id[2] = (unsigned char)(h->block >> 16);
+            id[3] = (unsigned char)(h->block >> 24);
+            gm_header_t ah = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = 1, .received = 1};
+            writer_send_ack(wr, &ah, id, 4);
+        }
         try_write(wr);
     }
 }
