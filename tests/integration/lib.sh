@@ -79,7 +79,7 @@ gm_alive() {
 # Waits up to $2 seconds for process $1 to end. Returns 0 if it ended, 1 if it is still there.
 gm_wait_gone() {
   local pid=$1 deadline
-  deadline=$(( $(date +%s%N) + $(awk -v s="$2" 'BEGIN { printf "%d", s * 1e9 }') ))
+  deadline=$(( $(date +%s%N) + $(awk -v s="$2" 'BEGIN { printf "%.0f", s * 1e9 }') ))
   while gm_alive "$pid"; do
     [ "$(date +%s%N)" -lt "$deadline" ] || return 1
     sleep 0.05
