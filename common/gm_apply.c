@@ -103,16 +103,16 @@ static uint32_t first_argmax(const float *v, uint32_t n) {
     return best;
 }
 
-/* XGBoost's softmax: subtract the largest margin, exponentiate, normalise, in float. */
+/* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float. */
 static void softmax(const float *margin, uint32_t n, float *out) {
     float wmax = margin[0];
-    for (uint32_t i = 1; i < n; i++) wmax = margin[i] > wmax ? margin[i] : wmax;
-    float wsum = 0.0f;
+    for (uint32_t i = 1; i < n; i++) wmax = fmaxf(margin[i], wmax);
+    double wsum = 0.0;
     for (uint32_t i = 0; i < n; i++) {
         out[i] = expf(margin[i] - wmax);
         wsum += out[i];
     }
-    for (uint32_t i = 0; i < n; i++) out[i] /= wsum;
+    for (uint32_t i = 0; i < n; i++) out[i] /= (float)wsum;
 }
 
 /* Fills every band of every output with its nodata value. */

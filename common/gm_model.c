@@ -8,11 +8,16 @@
 #include <string.h>
 #include <xgboost/c_api.h>
 
+#include "gm_forest.h"
 #include "gm_log.h"
 
 struct gm_model {
     BoosterHandle booster;
     gm_model_info_t info;
+    gm_forest_t *forest;     /* our evaluator, when it reproduces this model exactly; else NULL */
+    char why_xgboost[GM_ERR_LEN]; /* why the forest is NULL */
+    float *out;              /* the forest's predictions */
+    size_t out_cap;
 };
 
 /* Copies the first line of XGBoost's last error (its stack trace follows) into 'buf'. */
@@ -100,6 +105,18 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
         goto fail;
     }
     if (inspect(self, what, err) < 0) goto fail;
+    const char *choice = getenv("GRIDMILL_EVALUATOR");
+    if (choice && !strcmp(choice, "xgboost")) {
+        snprintf(self->why_xgboost, sizeof self->why_xgboost, "GRIDMILL_EVALUATOR=xgboost");
+    } else {
+        bst_ulong jlen;
+        const char *json;
+        char ferr[GM_ERR_LEN];
+        if (XGBoosterSaveModelToBuffer(self->booster, "{\"format\":\"json\"}", &jlen, &json) != 0)
+            snprintf(self->why_xgboost, sizeof self->why_xgboost, "cannot export the model as JSON");
+        else if (!(self->forest = gm_forest_from_json(json, (size_t)jlen, ferr)))
+            snprintf(self->why_xgboost, sizeof self->why_xgboost, "%s", ferr);
+    }
     return self;
 fail:
     gm_model_destroy(&self);
@@ -141,9 +158,26 @@ out:
 
 const gm_model_info_t *gm_model_info(const gm_model_t *self) { return &self->info; }
 
+const char *gm_model_evaluator(const gm_model_t *self) {
+    return self->forest ? "gridmill" : self->why_xgboost;
+}
+
 int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
                      size_t *per_row, char *err) {
     char ai[256], cfg[256], xe[256];
+    if (self->forest && ncols >= gm_forest_features(self->forest)) {
+        size_t k = gm_forest_outputs(self->forest, margin), need = nrows * k;
+        if (need > self->out_cap) {
+            float *more = realloc(self->out, need * sizeof *more);
+            if (!more) return gm_err(err, "out of memory for %zu predictions", need);
+            self->out = more;
+            self->out_cap = need;
+        }
+        gm_forest_predict(self->forest, rows, nrows, ncols, margin, self->out);
+        *out = self->out;
+        *per_row = k;
+        return 0;
+    }
     const bst_ulong *shape;
     bst_ulong dim;
     snprintf(ai, sizeof ai, "{\"data\":[%llu,true],\"shape\":[%zu,%u],\"typestr\":\"<f4\",\"version\":3}",
@@ -168,6 +202,8 @@ void gm_model_destroy(gm_model_t **self_p) {
     gm_model_t *self = *self_p;
     if (!self) return;
     if (self->booster) XGBoosterFree(self->booster);
+    gm_forest_destroy(&self->forest);
+    free(self->out);
     free(self);
     *self_p = NULL;
 }

@@ -24,11 +24,15 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
 int gm_model_read_file(const char *path, void **bytes, size_t *len, char *err);
 /* Returns the model's kind, objective, classes and features. */
 const gm_model_info_t *gm_model_info(const gm_model_t *self);
-/* Predicts 'nrows' dense rows of 'ncols' float32 features with XGBoost (margin = raw scores before the
- * objective's transform). On success '*out' points at XGBoost's buffer of nrows * '*per_row' values,
- * valid until the next call. Returns 0, or -1 with 'err'. */
+/* Predicts 'nrows' dense rows of 'ncols' float32 features as XGBoost does (margin = raw scores before the
+ * objective's transform), with gridmill's evaluator when it applies, else XGBoost's. On success '*out'
+ * points at nrows * '*per_row' values, valid until the next call. Returns 0, or -1 with 'err'. */
 int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
                      size_t *per_row, char *err);
+/* Returns "gridmill" when predictions come from gridmill's own evaluator (the same bits as XGBoost's,
+ * faster), else why XGBoost's predictor is used. GRIDMILL_EVALUATOR=xgboost in the environment forces
+ * XGBoost's. */
+const char *gm_model_evaluator(const gm_model_t *self);
 /* Frees the booster; takes NULL and sets the caller's pointer to NULL. */
 void gm_model_destroy(gm_model_t **self_p);
 

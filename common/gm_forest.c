@@ -1,0 +1,257 @@
+/* gm_forest.c -- XGBoost gbtree models flattened into node arrays, evaluated with XGBoost's arithmetic. */
+#include "gm_forest.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gm_json.h"
+#include "gm_log.h"
+
+typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE } transform_t;
+
+/* One node: an internal split (left >= 0) or a leaf whose value is 'value'. Children index the same tree. */
+typedef struct {
+    int32_t left, right;
+    uint32_t feature;
+    float value;       /* split threshold, or leaf value */
+    uint32_t default_left;
+} node_t;
+
+struct gm_forest {
+    uint32_t ntrees, groups, nfeature;
+    uint32_t *tree_start; /* first node of each tree */
+    uint32_t *tree_group; /* output group of each tree */
+    node_t *nodes;
+    float base_margin;
+    transform_t transform;
+};
+
+/* Parses a JSON number token as float (correctly rounded, as XGBoost reads it). */
+static float json_float(const gm_json_t *v) {
+    char buf[64];
+    size_t n = v->len < sizeof buf - 1 ? v->len : sizeof buf - 1;
+    memcpy(buf, v->text, n);
+    buf[n] = '\0';
+    return strtof(buf, NULL);
+}
+
+/* Parses a JSON number or numeric string as an integer. */
+static long json_long(const gm_json_t *v) {
+    char buf[64];
+    size_t n = v->len < sizeof buf - 1 ? v->len : sizeof buf - 1;
+    memcpy(buf, v->text, n);
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+/* Returns array member 'key' of 'o' if it holds 'n' items, else NULL. */
+static const gm_json_t *array_of(const gm_json_t *o, const char *key, size_t n) {
+    const gm_json_t *a = gm_json_get(o, key);
+    return (a && a->type == GM_JSON_ARRAY && a->n == n) ? a : NULL;
+}
+
+/* Copies one tree into self->nodes from 'at'. Returns 0, or -1 with 'err'. */
+static int load_tree(gm_forest_t *self, const gm_json_t *t, uint32_t ti, uint32_t at, uint32_t count, char *err) {
+    const gm_json_t *l = array_of(t, "left_children", count), *r = array_of(t, "right_children", count),
+                    *f = array_of(t, "split_indices", count), *c = array_of(t, "split_conditions", count),
+                    *d = array_of(t, "default_left", count), *st = gm_json_get(t, "split_type");
+    if (!l || !r || !f || !c || !d) return gm_err(err, "tree %u: node arrays missing or of the wrong length", ti);
+    for (uint32_t k = 0; st && st->type == GM_JSON_ARRAY && k < st->n; k++)
+        if (json_long(&st->items[k]) != 0) return gm_err(err, "tree %u has categorical splits", ti);
+    for (uint32_t k = 0; k < count; k++) {
+        node_t *n = &self->nodes[at + k];
+        long left = json_long(&l->items[k]), right = json_long(&r->items[k]), feat = json_long(&f->items[k]);
+        n->value = json_float(&c->items[k]);
+        n->default_left = d->items[k].type == GM_JSON_BOOL ? (uint32_t)d->items[k].boolean : json_long(&d->items[k]) != 0;
+        if (left < 0) {
+            n->left = n->right = -1;
+            continue;
+        }
+        if (left >= (long)count || right < 0 || right >= (long)count || left == (long)k || right == (long)k)
+            return gm_err(err, "tree %u node %u has children out of range", ti, k);
+        if (feat < 0 || (uint32_t)feat >= self->nfeature)
+            return gm_err(err, "tree %u node %u splits on feature %ld of %u", ti, k, feat, self->nfeature);
+        n->left = (int32_t)left;
+        n->right = (int32_t)right;
+        n->feature = (uint32_t)feat;
+    }
+    return 0;
+}
+
+/* Picks the transform and the margin every row starts from, as XGBoost's objective does. */
+static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_score, char *err) {
+    static const char *identity[] = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "binary:logitraw"};
+    static const char *logistic[] = {"binary:logistic", "reg:logistic", "binary:logitraw"};
+    self->base_margin = base_score;
+    self->transform = T_IDENTITY;
+    int known = 0;
+    for (size_t i = 0; i < sizeof identity / sizeof *identity; i++) known |= gm_json_str_eq(name, identity[i]);
+    if (gm_json_str_eq(name, "multi:softprob")) known = 1, self->transform = T_SOFTPROB;
+    else if (gm_json_str_eq(name, "multi:softmax")) known = 1, self->transform = T_SOFTMAX;
+    else if (gm_json_str_eq(name, "binary:logistic") || gm_json_str_eq(name, "reg:logistic")) known = 1, self->transform = T_SIGMOID;
+    else if (gm_json_str_eq(name, "binary:hinge")) known = 1, self->transform = T_HINGE;
+    if (!known) return gm_err(err, "objective %.*s is left to XGBoost", name ? (int)name->len : 1, name ? name->text : "?");
+    for (size_t i = 0; i < sizeof logistic / sizeof *logistic; i++)
+        if (gm_json_str_eq(name, logistic[i])) self->base_margin = -logf(1.0f / base_score - 1.0f); /* ProbToMargin */
+    return 0;
+}
+
+gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
+    gm_forest_t *self = calloc(1, sizeof *self);
+    gm_json_t *root = gm_json_parse(json, len, err);
+    if (!self || !root) {
+        if (!self) gm_err(err, "out of memory");
+        goto fail;
+    }
+    const gm_json_t *learner = gm_json_get(root, "learner");
+    const gm_json_t *gb = gm_json_get(learner, "gradient_booster");
+    const gm_json_t *param = gm_json_get(learner, "learner_model_param");
+    const gm_json_t *base = gm_json_get(param, "base_score"), *ncls = gm_json_get(param, "num_class"),
+                    *nfeat = gm_json_get(param, "num_feature"), *ntarget = gm_json_get(param, "num_target");
+    if (!gm_json_str_eq(gm_json_get(gb, "name"), "gbtree")) {
+        gm_err(err, "booster is not gbtree");
+        goto fail;
+    }
+    if (!base || !ncls || !nfeat) {
+        gm_err(err, "learner_model_param lacks base_score, num_class or num_feature");
+        goto fail;
+    }
+    if (ntarget && json_long(ntarget) > 1) {
+        gm_err(err, "multi-target models are left to XGBoost");
+        goto fail;
+    }
+    long nc = json_long(ncls);
+    self->groups = nc > 1 ? (uint32_t)nc : 1;
+    self->nfeature = (uint32_t)json_long(nfeat);
+    if (pick_objective(self, gm_json_path(learner, "objective/name"), json_float(base), err) < 0) goto fail;
+    const gm_json_t *model = gm_json_get(gb, "model");
+    const gm_json_t *trees = gm_json_get(model, "trees"), *info = gm_json_get(model, "tree_info");
+    if (!trees || trees->type != GM_JSON_ARRAY || !info || info->type != GM_JSON_ARRAY || info->n != trees->n) {
+        gm_err(err, "model lacks trees or tree_info");
+        goto fail;
+    }
+    self->ntrees = (uint32_t)trees->n;
+    size_t total = 0;
+    for (uint32_t t = 0; t < self->ntrees; t++) {
+        const gm_json_t *l = gm_json_get(&trees->items[t], "left_children");
+        if (!l || l->type != GM_JSON_ARRAY || l->n == 0) {
+            gm_err(err, "tree %u has no nodes", t);
+            goto fail;
+        }
+        const gm_json_t *tp = gm_json_path(&trees->items[t], "tree_param/size_leaf_vector");
+        if (tp && json_long(tp) > 1) {
+            gm_err(err, "tree %u has vector leaves", t);
+            goto fail;
+        }
+        total += l->n;
+    }
+    self->tree_start = malloc((self->ntrees + 1) * sizeof *self->tree_start);
+    self->tree_group = malloc((self->ntrees + 1) * sizeof *self->tree_group);
+    self->nodes = malloc((total ? total : 1) * sizeof *self->nodes);
+    if (!self->tree_start || !self->tree_group || !self->nodes) {
+        gm_err(err, "out of memory for %zu nodes", total);
+        goto fail;
+    }
+    uint32_t at = 0;
+    for (uint32_t t = 0; t < self->ntrees; t++) {
+        const gm_json_t *tree = &trees->items[t];
+        uint32_t count = (uint32_t)gm_json_get(tree, "left_children")->n;
+        long g = json_long(&info->items[t]);
+        if (g < 0 || (uint32_t)g >= self->groups) {
+            gm_err(err, "tree %u belongs to group %ld of %u", t, g, self->groups);
+            goto fail;
+        }
+        self->tree_start[t] = at;
+        self->tree_group[t] = (uint32_t)g;
+        if (load_tree(self, tree, t, at, count, err) < 0) goto fail;
+        at += count;
+    }
+    self->tree_start[self->ntrees] = at;
+    gm_json_free(root);
+    return self;
+fail:
+    gm_json_free(root);
+    gm_forest_destroy(&self);
+    return NULL;
+}
+
+uint32_t gm_forest_outputs(const gm_forest_t *self, int margin) {
+    return (margin || self->transform == T_SOFTPROB) ? self->groups : 1;
+}
+
+uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
+
+/* Sums every tree's leaf into the rows' margins, tree after tree, as XGBoost's CPU predictor adds them. */
+static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
+    uint32_t G = self->groups;
+    for (size_t i = 0; i < n * G; i++) m[i] = self->base_margin;
+    for (uint32_t t = 0; t < self->ntrees; t++) {
+        const node_t *nd = self->nodes + self->tree_start[t];
+        uint32_t g = self->tree_group[t];
+        for (size_t i = 0; i < n; i++) {
+            const float *x = rows + i * ncols;
+            int32_t k = 0;
+            while (nd[k].left >= 0) {
+                float v = x[nd[k].feature];
+                k = isnan(v) ? (nd[k].default_left ? nd[k].left : nd[k].right) : (v < nd[k].value ? nd[k].left : nd[k].right);
+            }
+            m[i * G + g] += nd[k].value;
+        }
+    }
+}
+
+void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out) {
+    uint32_t G = self->groups;
+    if (margin || self->transform == T_IDENTITY || self->transform == T_SOFTPROB) {
+        margins(self, rows, n, ncols, out);
+        if (margin || self->transform == T_IDENTITY) return;
+        for (size_t i = 0; i < n; i++) { /* XGBoost's Softmax: fmaxf, expf, sum in double, divide in float */
+            float *p = out + i * G, wmax = p[0];
+            for (uint32_t k = 1; k < G; k++) wmax = fmaxf(p[k], wmax);
+            double wsum = 0.0;
+            for (uint32_t k = 0; k < G; k++) {
+                p[k] = expf(p[k] - wmax);
+                wsum += p[k];
+            }
+            for (uint32_t k = 0; k < G; k++) p[k] /= (float)wsum;
+        }
+        return;
+    }
+    /* one value per row from G margins: work in a scratch copy when G > 1 */
+    float stack_buf[256], *m = G * n <= 256 ? stack_buf : malloc(G * n * sizeof(float));
+    if (!m) { /* out of memory: row by row */
+        for (size_t i = 0; i < n; i++) gm_forest_predict(self, rows + i * ncols, 1, ncols, 0, out + i);
+        return;
+    }
+    margins(self, rows, n, ncols, m);
+    for (size_t i = 0; i < n; i++) {
+        const float *p = m + i * G;
+        switch (self->transform) {
+        case T_SOFTMAX: {
+            uint32_t best = 0;
+            for (uint32_t k = 1; k < G; k++)
+                if (p[k] > p[best]) best = k;
+            out[i] = (float)best;
+            break;
+        }
+        case T_SIGMOID: out[i] = 1.0f / (1.0f + expf(-p[0])); break;
+        case T_HINGE: out[i] = p[0] > 0.0f ? 1.0f : 0.0f; break;
+        default: out[i] = p[0]; break;
+        }
+    }
+    if (m != stack_buf) free(m);
+}
+
+void gm_forest_destroy(gm_forest_t **self_p) {
+    assert(self_p);
+    gm_forest_t *self = *self_p;
+    if (!self) return;
+    free(self->tree_start);
+    free(self->tree_group);
+    free(self->nodes);
+    free(self);
+    *self_p = NULL;
+}

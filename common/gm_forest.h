@@ -1,0 +1,28 @@
+/* gm_forest.h -- a tree ensemble evaluator: XGBoost gbtree models flattened into node arrays, applied to
+ * batches of rows with the same float arithmetic as XGBoost's CPU predictor, so its outputs are the same bits. */
+#ifndef GM_FOREST_H
+#define GM_FOREST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gm_forest gm_forest_t;
+
+/* Builds the evaluator from a model in XGBoost's JSON format. Returns NULL with 'err' saying why when the
+ * model uses something the evaluator does not reproduce exactly (dart or linear boosters, categorical
+ * splits, vector leaves, an objective outside multi:softprob, multi:softmax, binary:logistic,
+ * binary:logitraw, binary:hinge, reg:logistic, reg:squarederror, reg:absoluteerror, reg:pseudohubererror);
+ * callers then use XGBoost's own predictor. The caller owns the forest. */
+gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err);
+/* Returns the values per row XGBoost's predict gives: num_class for multi:softprob (and for margins of
+ * multi-class models), else 1. */
+uint32_t gm_forest_outputs(const gm_forest_t *self, int margin);
+/* Returns the number of features the model reads (its num_feature). */
+uint32_t gm_forest_features(const gm_forest_t *self);
+/* Predicts 'n' rows of 'ncols' float32 features (ncols >= gm_forest_features) into 'out', which holds
+ * n * gm_forest_outputs(self, margin) floats: raw margins (margin = 1) or the objective's transform. */
+void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out);
+/* Frees the forest; takes NULL and sets the caller's pointer to NULL. */
+void gm_forest_destroy(gm_forest_t **self_p);
+
+#endif
