@@ -156,15 +156,34 @@ static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) 
     }
 }
 
-/* Runs model 'm' on 'n' gathered rows. Returns 0, or -1 with 'err'. */
-static int predict_rows(gm_applier_t *self, uint32_t m, const float *rows, size_t n, const float **pred, char *err) {
+/* The class multi:softprob picks, from the raw margins: the first largest probability. Margins order the
+ * probabilities, so the largest margin decides unless an earlier class is within rounding of it; only then
+ * are the probabilities computed, exactly as XGBoost does, to see which one comes first. */
+static uint32_t softprob_class(gm_applier_t *self, const float *margin, uint32_t nc) {
+    uint32_t best = first_argmax(margin, nc);
+    for (uint32_t k = 0; k < best; k++)
+        if (margin[best] - margin[k] <= 1e-5f * (1.0f + fabsf(margin[best]))) {
+            softmax(margin, nc, self->probs);
+            return first_argmax(self->probs, nc);
+        }
+    return best;
+}
+
+/* Runs model 'm' on 'n' gathered rows (raw margins when 'margin'). Returns 0, or -1 with 'err'. */
+static int predict_rows_as(gm_applier_t *self, uint32_t m, const float *rows, size_t n, int margin, const float **pred,
+                           char *err) {
     const gm_job_t *job = self->job;
     size_t per_row;
     transform_t t = self->transform[m];
-    if (gm_model_predict(self->models[m], rows, n, job->nbands, t == OUT_SOFTMAX, pred, &per_row, err) < 0) return -1;
+    if (gm_model_predict(self->models[m], rows, n, job->nbands, margin, pred, &per_row, err) < 0) return -1;
     size_t want = (t == OUT_SOFTPROB || t == OUT_SOFTMAX) ? job->nclass : 1;
     if (per_row != want) return gm_err(err, "model %u gave %zu values per pixel, %zu expected", m + 1, per_row, want);
     return 0;
+}
+
+/* Runs model 'm' on 'n' gathered rows, as its own prediction needs them. Returns 0, or -1 with 'err'. */
+static int predict_rows(gm_applier_t *self, uint32_t m, const float *rows, size_t n, const float **pred, char *err) {
+    return predict_rows_as(self, m, rows, n, self->transform[m] == OUT_SOFTMAX, pred, err);
 }
 
 /* The one-model prediction: its value, or its class and class probabilities. */
@@ -284,13 +303,17 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
         if (cls) memset(self->votes, 0, n * job->nclass * sizeof *self->votes);
         for (uint32_t m = 0; m < self->nmodels; m++) {
             const float *pred;
-            if (predict_rows(self, m, self->rows + start * job->nbands, n, &pred, err) < 0) return -1;
             transform_t t = self->transform[m];
+            /* softprob classes come from the margins: no exponentials for the common case */
+            int margins = cls && t == OUT_SOFTPROB;
+            if (predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
+                return -1;
             size_t per_row = (t == OUT_SOFTPROB || t == OUT_SOFTMAX) ? job->nclass : 1;
             int32_t ro = self->realisation_of[m];
             for (size_t i = 0; i < n; i++) {
                 if (cls) {
-                    uint32_t c = classify_row(self, t, pred + i * per_row);
+                    uint32_t c = margins ? softprob_class(self, pred + i * per_row, job->nclass)
+                                         : classify_row(self, t, pred + i * per_row);
                     self->votes[i * job->nclass + c]++;
                     if (ro >= 0) put_class(job->outputs[ro].dtype, outs[ro], index[i], c);
                 } else {

@@ -24,6 +24,7 @@ struct gm_forest {
     uint32_t ntrees, groups, nfeature;
     uint32_t *tree_start; /* first node of each tree */
     uint32_t *tree_group; /* output group of each tree */
+    uint32_t *tree_depth; /* steps from the root to the deepest leaf */
     node_t *nodes;
     float base_margin;
     transform_t transform;
@@ -79,6 +80,50 @@ static int load_tree(gm_forest_t *self, const gm_json_t *t, uint32_t ti, uint32_
         n->feature = (uint32_t)feat;
     }
     return 0;
+}
+
+/* Makes every leaf of a tree of 'count' nodes point to itself (so a walk can take a fixed number of steps)
+ * and measures the tree's depth; a node reached twice or never means a malformed tree. Returns 0, or -1. */
+static int prepare_tree(node_t *nd, uint32_t count, uint32_t *depth, char *err) {
+    uint32_t *stack = malloc(2 * count * sizeof *stack);
+    uint8_t *seen = calloc(count, 1);
+    int rc = -1;
+    if (!stack || !seen) {
+        gm_err(err, "out of memory");
+        goto out;
+    }
+    uint32_t top = 0, deepest = 0, visited = 0;
+    stack[top++] = 0; /* node */
+    stack[top++] = 0; /* its depth */
+    while (top) {
+        uint32_t d = stack[--top], k = stack[--top];
+        if (seen[k]) {
+            gm_err(err, "node %u is reached twice", k);
+            goto out;
+        }
+        seen[k] = 1;
+        visited++;
+        if (nd[k].left < 0) {
+            nd[k].left = nd[k].right = (int32_t)k;
+            nd[k].feature = 0;
+            deepest = d > deepest ? d : deepest;
+            continue;
+        }
+        stack[top++] = (uint32_t)nd[k].left;
+        stack[top++] = d + 1;
+        stack[top++] = (uint32_t)nd[k].right;
+        stack[top++] = d + 1;
+    }
+    if (visited != count) {
+        gm_err(err, "%u of its %u nodes are unreachable", count - visited, count);
+        goto out;
+    }
+    *depth = deepest;
+    rc = 0;
+out:
+    free(stack);
+    free(seen);
+    return rc;
 }
 
 /* Picks the transform and the margin every row starts from, as XGBoost's objective does. */
@@ -150,8 +195,9 @@ gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
     }
     self->tree_start = malloc((self->ntrees + 1) * sizeof *self->tree_start);
     self->tree_group = malloc((self->ntrees + 1) * sizeof *self->tree_group);
+    self->tree_depth = malloc((self->ntrees + 1) * sizeof *self->tree_depth);
     self->nodes = malloc((total ? total : 1) * sizeof *self->nodes);
-    if (!self->tree_start || !self->tree_group || !self->nodes) {
+    if (!self->tree_start || !self->tree_group || !self->tree_depth || !self->nodes) {
         gm_err(err, "out of memory for %zu nodes", total);
         goto fail;
     }
@@ -167,6 +213,10 @@ gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
         self->tree_start[t] = at;
         self->tree_group[t] = (uint32_t)g;
         if (load_tree(self, tree, t, at, count, err) < 0) goto fail;
+        if (prepare_tree(self->nodes + at, count, &self->tree_depth[t], err) < 0) {
+            gm_err(err, "tree %u: %s", t, err);
+            goto fail;
+        }
         at += count;
     }
     self->tree_start[self->ntrees] = at;
@@ -184,21 +234,29 @@ uint32_t gm_forest_outputs(const gm_forest_t *self, int margin) {
 
 uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
 
-/* Sums every tree's leaf into the rows' margins, tree after tree, as XGBoost's CPU predictor adds them. */
+#define LANES 16 /* rows walked through a tree side by side: independent loads overlap */
+
+/* Sums every tree's leaf into the rows' margins, tree after tree, as XGBoost's CPU predictor adds them.
+ * Each tree is walked by LANES rows at once for exactly its depth: leaves point to themselves, so rows that
+ * reach a leaf early stay there, and the loop has no data-dependent exit. */
 static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
     uint32_t G = self->groups;
     for (size_t i = 0; i < n * G; i++) m[i] = self->base_margin;
-    for (uint32_t t = 0; t < self->ntrees; t++) {
-        const node_t *nd = self->nodes + self->tree_start[t];
-        uint32_t g = self->tree_group[t];
-        for (size_t i = 0; i < n; i++) {
-            const float *x = rows + i * ncols;
-            int32_t k = 0;
-            while (nd[k].left >= 0) {
-                float v = x[nd[k].feature];
-                k = isnan(v) ? (nd[k].default_left ? nd[k].left : nd[k].right) : (v < nd[k].value ? nd[k].left : nd[k].right);
-            }
-            m[i * G + g] += nd[k].value;
+    for (size_t r0 = 0; r0 < n; r0 += LANES) {
+        uint32_t lanes = n - r0 < LANES ? (uint32_t)(n - r0) : LANES;
+        const float *x = rows + r0 * ncols;
+        for (uint32_t t = 0; t < self->ntrees; t++) {
+            const node_t *nd = self->nodes + self->tree_start[t];
+            uint32_t depth = self->tree_depth[t], g = self->tree_group[t];
+            int32_t k[LANES] = {0};
+            for (uint32_t step = 0; step < depth; step++)
+                for (uint32_t j = 0; j < lanes; j++) {
+                    const node_t *q = &nd[k[j]];
+                    float v = x[j * ncols + q->feature];
+                    int right = v != v ? !q->default_left : !(v < q->value);
+                    k[j] = right ? q->right : q->left;
+                }
+            for (uint32_t j = 0; j < lanes; j++) m[(r0 + j) * G + g] += nd[k[j]].value;
         }
     }
 }
@@ -251,6 +309,7 @@ void gm_forest_destroy(gm_forest_t **self_p) {
     if (!self) return;
     free(self->tree_start);
     free(self->tree_group);
+    free(self->tree_depth);
     free(self->nodes);
     free(self);
     *self_p = NULL;

@@ -52,6 +52,9 @@ int gm_job_plan_outputs(gm_job_t *job, char *err) {
         return gm_err(err, "a classification needs 2 to 65535 classes, the model has %u", job->nclass);
     gm_dtype_t class_dt = job->nclass <= 255 ? GM_DT_U8 : GM_DT_U16;
     if (job->mode == GM_MODE_TRAIN) return 0;
+    if (job->mode != GM_MODE_PREDICT && job->mode != GM_MODE_SUMMARISE) return gm_err(err, "job mode %d is unknown", (int)job->mode);
+    if (job->mode == GM_MODE_SUMMARISE && job->realisations && job->nmodels > GM_JOB_MAX_MODELS)
+        return gm_err(err, "%u realisations are more than %d", job->nmodels, GM_JOB_MAX_MODELS);
     uint32_t cap = 8 + (job->mode == GM_MODE_SUMMARISE && job->realisations ? job->nmodels : 0);
     job->outputs = calloc(cap, sizeof *job->outputs);
     if (!job->outputs) return gm_err(err, "out of memory");
@@ -64,7 +67,6 @@ int gm_job_plan_outputs(gm_job_t *job, char *err) {
         if (job->probabilities) add_output(job, "probability", GM_ROLE_PROBABILITY, GM_DT_F32, job->nclass);
         return 0;
     }
-    if (job->mode != GM_MODE_SUMMARISE) return gm_err(err, "job mode %d is unknown", (int)job->mode);
     if (job->nmodels < 1) return gm_err(err, "a summary needs at least one model");
     if (cls) {
         if (job->nprob > job->nclass) return gm_err(err, "nprob %u is above the %u classes", job->nprob, job->nclass);
@@ -330,6 +332,39 @@ static int decode_models(const msgpack_object *m, gm_job_t *job, char *err) {
     return 0;
 }
 
+/* Checks that a decoded job's outputs and models are exactly what its mode, kind and options call for, so a
+ * worker never computes into an output of another shape. Returns 0, or -1 with 'err'. */
+static int check_plan(const gm_job_t *job, char *err) {
+    if (job->mode == GM_MODE_TRAIN) {
+        if (job->noutputs || job->nmodels) return gm_err(err, "a training job carries outputs or models");
+        if (job->kind == GM_KIND_CLASSIFICATION && job->nclass < 2) return gm_err(err, "a classification needs 2 classes");
+        return 0;
+    }
+    if (job->mode == GM_MODE_PREDICT && job->nmodels != 1)
+        return gm_err(err, "a predict job applies one model, not %u", job->nmodels);
+    gm_job_t want;
+    memset(&want, 0, sizeof want);
+    want.mode = job->mode;
+    want.kind = job->kind;
+    want.nclass = job->nclass;
+    want.probabilities = job->probabilities;
+    want.nprob = job->nprob;
+    want.nquantiles = job->nquantiles;
+    want.realisations = job->realisations;
+    want.nmodels = job->nmodels;
+    int rc = gm_job_plan_outputs(&want, err);
+    if (rc == 0 && want.noutputs != job->noutputs)
+        rc = gm_err(err, "job has %u outputs where its options call for %u", job->noutputs, want.noutputs);
+    for (uint32_t i = 0; rc == 0 && i < job->noutputs; i++) {
+        const gm_output_t *a = &job->outputs[i], *b = &want.outputs[i];
+        if (strcmp(a->name, b->name) || a->role != b->role || a->model != b->model || a->dtype != b->dtype ||
+            a->bands != b->bands || !(a->nodata == b->nodata))
+            rc = gm_err(err, "job output %u (\"%s\") is not the \"%s\" its options call for", i, a->name, b->name);
+    }
+    free(want.outputs);
+    return rc;
+}
+
 int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
     msgpack_unpacked res;
     char kind[16];
@@ -414,9 +449,7 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
     if (gm_mpack_str(m, "tasks", job->tasks_ep, sizeof job->tasks_ep, err) < 0) goto out;
     if (gm_mpack_str(m, "results", job->results_ep, sizeof job->results_ep, err) < 0) goto out;
     if (gm_mpack_str(m, "acks", job->acks_ep, sizeof job->acks_ep, err) < 0) goto out;
-    for (uint32_t i = 0; i < job->noutputs; i++)
-        if (job->outputs[i].role == GM_ROLE_REALISATION && job->outputs[i].model >= job->nmodels)
-            { gm_err(err, "job output \"%s\" shows model %u of %u", job->outputs[i].name, job->outputs[i].model, job->nmodels); goto out; }
+    if (check_plan(job, err) < 0) goto out;
     if ((uint64_t)gm_job_blocks_x(job) * gm_job_blocks_y(job) > UINT32_MAX - 1) { gm_err(err, "job has too many blocks"); goto out; }
     rc = 0;
 out:

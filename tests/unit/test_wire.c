@@ -1,5 +1,5 @@
 /* test_wire.c -- unit tests of the header frames (gm_wire.h): round trips, peek, type tables, and the
- * rejection of every malformed header a peer could send.
+ * rejection of every malformed header a peer could send, for every kind including train, model and saved.
  *
  * Malformed headers are packed by hand with msgpack-c's packer, so these tests do not depend on the encoder.
  * Every frame handed to the decoder is copied into a heap block of exactly its length, so valgrind reports
@@ -51,6 +51,11 @@ static const field_t hello_fields[] = {U("v", 1), S("t", "hello"), S("role", "wo
 static const field_t ack_fields[] = {U("v", 1), S("t", "ack"), U("job", 9), U("n", 3)};
 static const field_t done_fields[] = {U("v", 1), S("t", "done"), U("job", 9)};
 static const field_t error_fields[] = {U("v", 1), S("t", "error"), S("msg", "no such job")};
+/* Iteration 7's samples: 1000 rows of 4 features. */
+static const field_t train_fields[] = {U("v", 1), S("t", "train"), U("job", 0x0123456789abcdefULL), U("i", 7),
+                                       U("n", 1000), U("k", 4)};
+static const field_t model_fields[] = {U("v", 1), S("t", "model"), U("job", 9), U("i", 3)};
+static const field_t saved_fields[] = {U("v", 1), S("t", "saved"), U("job", 9), U("i", 4095)};
 
 /* Packs one key's value. */
 static void pack_value(msgpack_packer *pk, const field_t *f) {
@@ -150,7 +155,8 @@ static void round_trip(const gm_header_t *in, gm_header_t *out) {
 }
 
 /* Asserts that the fields a kind does not carry are zero. */
-static void assert_unused_zero(const gm_header_t *h, int job, int block, int bands, int count, int role, int text) {
+static void assert_unused_zero(const gm_header_t *h, int job, int block, int bands, int count, int role, int text,
+                               int iteration, int cols) {
     if (!job) assert_int_equal(h->job, 0);
     if (!block) {
         assert_int_equal(h->block, 0);
@@ -166,6 +172,8 @@ static void assert_unused_zero(const gm_header_t *h, int job, int block, int ban
     if (!count) assert_int_equal(h->count, 0);
     if (!role) assert_string_equal(h->role, "");
     if (!text) assert_string_equal(h->text, "");
+    if (!iteration) assert_int_equal(h->iteration, 0);
+    if (!cols) assert_int_equal(h->cols, 0);
 }
 
 /* ---- round trips ---- */
@@ -181,7 +189,7 @@ static void test_round_trip_hello(void **state) {
         assert_int_equal(out.version, 1);
         assert_int_equal(out.kind, GM_MSG_HELLO);
         assert_string_equal(out.role, roles[i]);
-        assert_unused_zero(&out, 0, 0, 0, 0, 1, 0);
+        assert_unused_zero(&out, 0, 0, 0, 0, 1, 0, 0, 0);
     }
 }
 
@@ -201,7 +209,7 @@ static void test_round_trip_task(void **state) {
     assert_int_equal(out.h, 89);
     assert_int_equal(out.bands, 4);
     assert_int_equal(out.dtype, GM_DT_F32);
-    assert_unused_zero(&out, 1, 1, 1, 0, 0, 0);
+    assert_unused_zero(&out, 1, 1, 1, 0, 0, 0, 0, 0);
 
     gm_header_t big = {.kind = GM_MSG_TASK, .job = UINT64_MAX, .block = 4294967294u, .x = 2147483647u,
                        .y = 2147483647u, .w = 8192, .h = 8192, .bands = 4096, .dtype = GM_DT_F32};
@@ -238,7 +246,7 @@ static void test_round_trip_result(void **state) {
     assert_int_equal(out.y, 128);
     assert_int_equal(out.w, 128);
     assert_int_equal(out.h, 89);
-    assert_unused_zero(&out, 1, 1, 0, 0, 0, 0);
+    assert_unused_zero(&out, 1, 1, 0, 0, 0, 0, 0, 0);
 }
 
 /* An ack keeps its job and count, up to GM_WIRE_MAX_ACKS. */
@@ -252,7 +260,7 @@ static void test_round_trip_ack(void **state) {
         assert_int_equal(out.kind, GM_MSG_ACK);
         assert_int_equal(out.job, 42);
         assert_int_equal(out.count, counts[i]);
-        assert_unused_zero(&out, 1, 0, 0, 1, 0, 0);
+        assert_unused_zero(&out, 1, 0, 0, 1, 0, 0, 0, 0);
     }
 }
 
@@ -264,7 +272,7 @@ static void test_round_trip_done(void **state) {
     assert_int_equal(out.version, 1);
     assert_int_equal(out.kind, GM_MSG_DONE);
     assert_true(out.job == 0x8000000000000001ULL);
-    assert_unused_zero(&out, 1, 0, 0, 0, 0, 0);
+    assert_unused_zero(&out, 1, 0, 0, 0, 0, 0, 0, 0);
 }
 
 /* An error keeps its text, from empty to the longest that fits (255 bytes). */
@@ -276,7 +284,7 @@ static void test_round_trip_error(void **state) {
     assert_int_equal(out.version, 1);
     assert_int_equal(out.kind, GM_MSG_ERROR);
     assert_string_equal(out.text, "gridmill-reader: job 0123456789abcdef is not served here");
-    assert_unused_zero(&out, 0, 0, 0, 0, 0, 1);
+    assert_unused_zero(&out, 0, 0, 0, 0, 0, 1, 0, 0);
 
     memset(in.text, 'q', 255);
     in.text[255] = '\0';
@@ -287,6 +295,122 @@ static void test_round_trip_error(void **state) {
     in.text[0] = '\0';
     round_trip(&in, &out);
     assert_string_equal(out.text, "");
+}
+
+/* A training task keeps its job, iteration, row count and column count, at typical values and at the limits. */
+static void test_round_trip_train(void **state) {
+    (void)state;
+    gm_header_t in = {.kind = GM_MSG_TRAIN, .job = 0x0123456789abcdefULL, .iteration = 7, .count = 1000, .cols = 4},
+                out;
+    round_trip(&in, &out);
+    assert_int_equal(out.version, 1);
+    assert_int_equal(out.kind, GM_MSG_TRAIN);
+    assert_true(out.job == 0x0123456789abcdefULL);
+    assert_int_equal(out.iteration, 7);
+    assert_int_equal(out.count, 1000);
+    assert_int_equal(out.cols, 4);
+    assert_unused_zero(&out, 1, 0, 0, 1, 0, 0, 1, 1);
+
+    /* The largest: iteration 4095, 2^26 = 67108864 rows, 4096 columns, the largest job id. */
+    gm_header_t big = {.kind = GM_MSG_TRAIN, .job = UINT64_MAX, .iteration = 4095, .count = 67108864u, .cols = 4096};
+    round_trip(&big, &out);
+    assert_true(out.job == UINT64_MAX);
+    assert_int_equal(out.iteration, 4095);
+    assert_int_equal(out.count, 67108864u);
+    assert_int_equal(out.cols, 4096);
+    assert_unused_zero(&out, 1, 0, 0, 1, 0, 0, 1, 1);
+
+    /* The smallest: iteration 0, one row of one feature. */
+    gm_header_t small = {.kind = GM_MSG_TRAIN, .job = 0, .iteration = 0, .count = 1, .cols = 1};
+    round_trip(&small, &out);
+    assert_true(out.job == 0);
+    assert_int_equal(out.iteration, 0);
+    assert_int_equal(out.count, 1);
+    assert_int_equal(out.cols, 1);
+}
+
+/* Model and saved keep their job and iteration, from 0 to GM_WIRE_MAX_ITERATIONS, and nothing else. */
+static void test_round_trip_model_saved(void **state) {
+    (void)state;
+    const gm_msg_kind_t kinds[] = {GM_MSG_MODEL, GM_MSG_SAVED};
+    const uint32_t iterations[] = {0, 1, 999, 4095};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < NFIELDS(iterations); i++) {
+            /* count and cols set on input: these kinds do not carry them, so they must come back zero */
+            gm_header_t in = {.kind = kinds[k], .job = 0x8000000000000001ULL, .iteration = iterations[i],
+                              .count = 5, .cols = 6},
+                        out;
+            round_trip(&in, &out);
+            assert_int_equal(out.version, 1);
+            assert_int_equal(out.kind, kinds[k]);
+            assert_true(out.job == 0x8000000000000001ULL);
+            assert_int_equal(out.iteration, iterations[i]);
+            assert_unused_zero(&out, 1, 0, 0, 0, 0, 0, 1, 0);
+        }
+    }
+}
+
+/* Unpacks 'buf' with plain msgpack-c and asserts it is a map of exactly the keys in 'want', with those values. */
+typedef struct {
+    const char *key;
+    uint64_t u;
+    const char *s;
+} want_t;
+static void assert_layout(const void *buf, size_t len, const want_t *want, size_t nwant) {
+    msgpack_unpacked res;
+    msgpack_unpacked_init(&res);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&res, buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, len);
+    assert_int_equal(res.data.type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(res.data.via.map.size, nwant);
+    for (size_t k = 0; k < nwant; k++) {
+        const msgpack_object *val = NULL;
+        for (uint32_t i = 0; i < res.data.via.map.size; i++) {
+            const msgpack_object_kv *kv = &res.data.via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(want[k].key) &&
+                memcmp(kv->key.via.str.ptr, want[k].key, kv->key.via.str.size) == 0)
+                val = &kv->val;
+        }
+        if (!val) fail_msg("encoded header lacks key \"%s\"", want[k].key);
+        if (want[k].s) {
+            assert_int_equal(val->type, MSGPACK_OBJECT_STR);
+            assert_int_equal(val->via.str.size, strlen(want[k].s));
+            assert_memory_equal(val->via.str.ptr, want[k].s, strlen(want[k].s));
+        } else {
+            assert_int_equal(val->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+            assert_int_equal(val->via.u64, want[k].u);
+        }
+    }
+    msgpack_unpacked_destroy(&res);
+}
+
+/* The encoder writes exactly "v", "t", "job", "i", "n", "k" for a training task and "v", "t", "job", "i" for
+ * model and saved, read back with plain msgpack-c. */
+static void test_encode_train_layout(void **state) {
+    (void)state;
+    void *buf;
+    size_t len;
+    char err[GM_ERR_LEN] = "";
+    gm_header_t train = {.kind = GM_MSG_TRAIN, .job = 7, .iteration = 12, .count = 500, .cols = 3};
+    assert_int_equal(gm_wire_encode(&train, &buf, &len, err), 0);
+    static const want_t want_train[] = {
+        {"v", 1, NULL}, {"t", 0, "train"}, {"job", 7, NULL}, {"i", 12, NULL}, {"n", 500, NULL}, {"k", 3, NULL},
+    };
+    assert_layout(buf, len, want_train, NFIELDS(want_train));
+    free(buf);
+
+    gm_header_t model = {.kind = GM_MSG_MODEL, .job = 7, .iteration = 12, .count = 500, .cols = 3};
+    assert_int_equal(gm_wire_encode(&model, &buf, &len, err), 0);
+    static const want_t want_model[] = {{"v", 1, NULL}, {"t", 0, "model"}, {"job", 7, NULL}, {"i", 12, NULL}};
+    assert_layout(buf, len, want_model, NFIELDS(want_model));
+    free(buf);
+
+    gm_header_t saved = {.kind = GM_MSG_SAVED, .job = 8, .iteration = 0};
+    assert_int_equal(gm_wire_encode(&saved, &buf, &len, err), 0);
+    static const want_t want_saved[] = {{"v", 1, NULL}, {"t", 0, "saved"}, {"job", 8, NULL}, {"i", 0, NULL}};
+    assert_layout(buf, len, want_saved, NFIELDS(want_saved));
+    free(buf);
 }
 
 /* The encoder writes exactly the keys PROTOCOL.md lists for a task, read back with plain msgpack-c. */
@@ -334,7 +458,7 @@ static void test_encode_task_layout(void **state) {
 /* The encoder refuses the job kind (gm_job_encode owns it) and unknown kinds. */
 static void test_encode_rejects_kind(void **state) {
     (void)state;
-    const int kinds[] = {GM_MSG_JOB, 0, 8, 1000};
+    const int kinds[] = {GM_MSG_JOB, 0, (int)GM_MSG_HEARTBEAT + 1, 1000, -1}; /* heartbeat is the last kind */
     for (size_t i = 0; i < NFIELDS(kinds); i++) {
         gm_header_t in = {.kind = (gm_msg_kind_t)kinds[i]};
         void *buf = NULL;
@@ -399,6 +523,39 @@ static void test_decode_hand_built(void **state) {
     assert_int_equal(h.kind, GM_MSG_ERROR);
     assert_string_equal(h.text, "no such job");
 
+    buf = build(train_fields, NFIELDS(train_fields), NULL, NULL, &len);
+    if (gm_wire_decode(buf, len, &h, err) != 0) fail_msg("train: %s", err);
+    free(buf);
+    assert_int_equal(h.kind, GM_MSG_TRAIN);
+    assert_true(h.job == 0x0123456789abcdefULL);
+    assert_int_equal(h.iteration, 7);
+    assert_int_equal(h.count, 1000);
+    assert_int_equal(h.cols, 4);
+    assert_int_equal(h.bands, 0);
+
+    buf = build(model_fields, NFIELDS(model_fields), NULL, NULL, &len);
+    if (gm_wire_decode(buf, len, &h, err) != 0) fail_msg("model: %s", err);
+    free(buf);
+    assert_int_equal(h.kind, GM_MSG_MODEL);
+    assert_int_equal(h.job, 9);
+    assert_int_equal(h.iteration, 3);
+    assert_int_equal(h.count, 0);
+    assert_int_equal(h.cols, 0);
+
+    buf = build(saved_fields, NFIELDS(saved_fields), NULL, NULL, &len);
+    if (gm_wire_decode(buf, len, &h, err) != 0) fail_msg("saved: %s", err);
+    free(buf);
+    assert_int_equal(h.kind, GM_MSG_SAVED);
+    assert_int_equal(h.job, 9);
+    assert_int_equal(h.iteration, 4095);
+
+    /* Keys another kind uses are ignored: a model header with "n" and "k" still has count and cols 0. */
+    const field_t model_n = U("n", 1000);
+    buf = build(model_fields, NFIELDS(model_fields), NULL, &model_n, &len);
+    if (gm_wire_decode(buf, len, &h, err) != 0) fail_msg("model with n: %s", err);
+    free(buf);
+    assert_int_equal(h.count, 0);
+
     /* A job header decodes here to its version and kind only. */
     const field_t job_fields[] = {U("v", 1), S("t", "job"), U("id", 5)};
     buf = build(job_fields, NFIELDS(job_fields), NULL, NULL, &len);
@@ -418,6 +575,8 @@ static void test_peek(void **state) {
         {hello_fields, NFIELDS(hello_fields), GM_MSG_HELLO}, {task_fields, NFIELDS(task_fields), GM_MSG_TASK},
         {result_fields, NFIELDS(result_fields), GM_MSG_RESULT}, {ack_fields, NFIELDS(ack_fields), GM_MSG_ACK},
         {done_fields, NFIELDS(done_fields), GM_MSG_DONE}, {error_fields, NFIELDS(error_fields), GM_MSG_ERROR},
+        {train_fields, NFIELDS(train_fields), GM_MSG_TRAIN}, {model_fields, NFIELDS(model_fields), GM_MSG_MODEL},
+        {saved_fields, NFIELDS(saved_fields), GM_MSG_SAVED},
     };
     for (size_t i = 0; i < NFIELDS(cases); i++) {
         size_t len;
@@ -505,8 +664,13 @@ static void test_kind_names(void **state) {
     assert_string_equal(gm_msg_kind_name(GM_MSG_ACK), "ack");
     assert_string_equal(gm_msg_kind_name(GM_MSG_DONE), "done");
     assert_string_equal(gm_msg_kind_name(GM_MSG_ERROR), "error");
+    assert_string_equal(gm_msg_kind_name(GM_MSG_TRAIN), "train");
+    assert_string_equal(gm_msg_kind_name(GM_MSG_MODEL), "model");
+    assert_string_equal(gm_msg_kind_name(GM_MSG_SAVED), "saved");
+    assert_int_equal(GM_MSG_TRAIN, 8); /* the enum order gm_wire.h fixes */
+    assert_int_equal(GM_MSG_SAVED, 10);
     assert_null(gm_msg_kind_name((gm_msg_kind_t)0));
-    assert_null(gm_msg_kind_name((gm_msg_kind_t)8));
+    assert_null(gm_msg_kind_name((gm_msg_kind_t)((int)GM_MSG_HEARTBEAT + 1)));
     assert_null(gm_msg_kind_name((gm_msg_kind_t)-1));
 }
 
@@ -634,6 +798,9 @@ static void test_reject_every_prefix(void **state) {
         {.kind = GM_MSG_ACK, .job = 1, .count = 65536},
         {.kind = GM_MSG_DONE, .job = 1},
         {.kind = GM_MSG_ERROR, .text = "disk full"},
+        {.kind = GM_MSG_TRAIN, .job = UINT64_MAX, .iteration = 4095, .count = 67108864u, .cols = 4096},
+        {.kind = GM_MSG_MODEL, .job = 1, .iteration = 300},
+        {.kind = GM_MSG_SAVED, .job = UINT64_MAX, .iteration = 0},
     };
     for (size_t k = 0; k < NFIELDS(kinds); k++) {
         void *buf;
@@ -933,6 +1100,89 @@ static void test_reject_error_msg(void **state) {
     expect_reject(error_fields, n, NULL, &nil, "\"msg\"");
 }
 
+/* ---- rejections: train, model and saved ---- */
+
+/* A training task needs "job", "i", "n" and "k"; model and saved need "job" and "i". */
+static void test_reject_train_missing_key(void **state) {
+    (void)state;
+    const char *keys[] = {"job", "i", "n", "k"};
+    char needle[16];
+    for (size_t i = 0; i < NFIELDS(keys); i++) {
+        snprintf(needle, sizeof needle, "\"%s\"", keys[i]);
+        expect_reject(train_fields, NFIELDS(train_fields), keys[i], NULL, needle);
+    }
+    expect_reject(model_fields, NFIELDS(model_fields), "job", NULL, "\"job\"");
+    expect_reject(model_fields, NFIELDS(model_fields), "i", NULL, "\"i\"");
+    expect_reject(saved_fields, NFIELDS(saved_fields), "job", NULL, "\"job\"");
+    expect_reject(saved_fields, NFIELDS(saved_fields), "i", NULL, "\"i\"");
+    /* The version is checked for these kinds too. */
+    const field_t v2 = U("v", 2);
+    expect_reject(train_fields, NFIELDS(train_fields), NULL, &v2, "version");
+    expect_reject(saved_fields, NFIELDS(saved_fields), NULL, &v2, "version");
+}
+
+/* Negative, float, string, nil and boolean values of "job", "i", "n" and "k" are refused, naming the key. */
+static void test_reject_train_wrong_type(void **state) {
+    (void)state;
+    const char *keys[] = {"job", "i", "n", "k"};
+    char needle[16];
+    for (size_t i = 0; i < NFIELDS(keys); i++) {
+        snprintf(needle, sizeof needle, "\"%s\"", keys[i]);
+        const field_t bad[] = {
+            {.key = keys[i], .type = F_NEG, .i = -1},   {.key = keys[i], .type = F_DBL, .d = 3.0},
+            {.key = keys[i], .type = F_STR, .s = "3", .slen = 1}, {.key = keys[i], .type = F_NIL},
+            {.key = keys[i], .type = F_BOOL},
+        };
+        for (size_t b = 0; b < NFIELDS(bad); b++) {
+            expect_reject(train_fields, NFIELDS(train_fields), NULL, &bad[b], needle);
+            if (i < 2) {
+                expect_reject(model_fields, NFIELDS(model_fields), NULL, &bad[b], needle);
+                expect_reject(saved_fields, NFIELDS(saved_fields), NULL, &bad[b], needle);
+            }
+        }
+    }
+}
+
+/* Zero rows or columns, an iteration past 4095, more than 2^26 rows or 4096 columns are refused; the limits
+ * themselves decode. */
+static void test_reject_train_ranges(void **state) {
+    (void)state;
+    const size_t n = NFIELDS(train_fields);
+    const field_t n0 = U("n", 0), k0 = U("k", 0);
+    expect_reject(train_fields, n, NULL, &n0, "\"n\"");
+    expect_reject(train_fields, n, NULL, &n0, "0");
+    expect_reject(train_fields, n, NULL, &k0, "\"k\"");
+
+    const field_t i_big = U("i", 4096), i_huge = U("i", 4294967296ULL);
+    expect_reject(train_fields, n, NULL, &i_big, "\"i\"");
+    expect_reject(train_fields, n, NULL, &i_big, "4096");
+    expect_reject(train_fields, n, NULL, &i_huge, "\"i\"");
+    expect_reject(model_fields, NFIELDS(model_fields), NULL, &i_big, "\"i\"");
+    expect_reject(model_fields, NFIELDS(model_fields), NULL, &i_huge, "\"i\"");
+    expect_reject(saved_fields, NFIELDS(saved_fields), NULL, &i_big, "\"i\"");
+
+    const field_t n_big = U("n", 67108865ULL), n_huge = U("n", 4294967296ULL), k_big = U("k", 4097);
+    expect_reject(train_fields, n, NULL, &n_big, "\"n\"");
+    expect_reject(train_fields, n, NULL, &n_big, "67108865");
+    expect_reject(train_fields, n, NULL, &n_huge, "\"n\"");
+    expect_reject(train_fields, n, NULL, &k_big, "\"k\"");
+
+    const field_t edges[] = {U("i", 4095), U("i", 0), U("n", 67108864ULL), U("n", 1), U("k", 4096), U("k", 1),
+                             U("job", UINT64_MAX)};
+    for (size_t i = 0; i < NFIELDS(edges); i++) {
+        size_t len;
+        void *buf = build(train_fields, n, NULL, &edges[i], &len);
+        gm_header_t h;
+        char err[GM_ERR_LEN] = "";
+        if (gm_wire_decode(buf, len, &h, err) != 0) fail_msg("train edge \"%s\" %llu: %s", edges[i].key,
+                                                             (unsigned long long)edges[i].u, err);
+        free(buf);
+        if (strcmp(edges[i].key, "i") == 0) assert_int_equal(h.iteration, edges[i].u);
+        if (strcmp(edges[i].key, "n") == 0) assert_int_equal(h.count, edges[i].u);
+        if (strcmp(edges[i].key, "k") == 0) assert_int_equal(h.cols, edges[i].u);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_hello),
@@ -941,6 +1191,9 @@ int main(void) {
         cmocka_unit_test(test_round_trip_ack),
         cmocka_unit_test(test_round_trip_done),
         cmocka_unit_test(test_round_trip_error),
+        cmocka_unit_test(test_round_trip_train),
+        cmocka_unit_test(test_round_trip_model_saved),
+        cmocka_unit_test(test_encode_train_layout),
         cmocka_unit_test(test_encode_task_layout),
         cmocka_unit_test(test_encode_rejects_kind),
         cmocka_unit_test(test_decode_hand_built),
@@ -965,6 +1218,9 @@ int main(void) {
         cmocka_unit_test(test_reject_task_dtype),
         cmocka_unit_test(test_reject_hello_role),
         cmocka_unit_test(test_reject_error_msg),
+        cmocka_unit_test(test_reject_train_missing_key),
+        cmocka_unit_test(test_reject_train_wrong_type),
+        cmocka_unit_test(test_reject_train_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
