@@ -30,7 +30,7 @@ LIB    := $(BUILD)/libgridmill.a
 BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-writer
 UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench
+.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench fuzz
 all: $(BINS)
 
 deps:
@@ -94,6 +94,18 @@ asan:
 demo: deps
 	$(MAKE) all
 	@PYTHON=$(PYTHON) BUILD=$(BUILD) scripts/demo
+
+# fuzz: libFuzzer (Debian's clang) on the header and job decoders, FUZZ_SECONDS long (default 60).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := common/gm_wire.c common/gm_mpack.c common/gm_job.c common/gm_log.c common/gm_msg.c
+fuzz:
+	@scripts/install-deps --fuzz
+	@mkdir -p $(BUILD)/fuzz/corpus
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Icommon $(shell pkg-config --cflags msgpack libzmq) \
+	  tests/fuzz/fuzz_wire.c $(FUZZ_SRC) -o $(BUILD)/fuzz/fuzz_wire $(shell pkg-config --libs msgpack libzmq)
+	$(PYTHON) tests/fuzz/make_corpus.py $(BUILD)/fuzz/seeds
+	$(BUILD)/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+	  $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
 
 clean:
 	rm -rf build build-asan
