@@ -1,15 +1,18 @@
-/* test_job.c -- unit tests of the job description (gm_job.h): output plan, block plan, id, the "job"
- * header's round trip, model attachment, and the rejection of malformed job headers.
+/* test_job.c -- unit tests of the job description (gm_job.h): output plans of every mode, block plan, id,
+ * the "job" header's round trip for predict, train and summarise jobs, model attachment, and the rejection of
+ * malformed job headers.
  *
- * The reference job is a 300 x 217 grid of 4 covariates in 128 x 128 blocks, classified into 5 classes with
- * probabilities, by 2 models. Every expected value below is worked out by hand in the comment beside it.
- * Malformed headers are packed by hand with msgpack-c's packer, so they do not depend on the encoder. */
+ * The reference job is a 300 x 217 grid of 4 covariates in 128 x 128 blocks whose 2 classification models
+ * (5 classes) are summarised with the 2 most probable classes and one realisation per model. Every expected
+ * value below is worked out by hand in the comment beside it. Malformed headers are packed by hand with
+ * msgpack-c's packer, so they do not depend on the encoder. */
 #include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +43,8 @@ _Static_assert(sizeof MODEL1 - 1 == MODEL1_SIZE, "model 1 is 20 bytes");
 #define TASKS_EP "tcp://127.0.0.1:5555"
 #define RESULTS_EP "tcp://127.0.0.1:5556"
 #define ACKS_EP "ipc:///tmp/gridmill/acks"
+/* Minus float32's largest finite value, (2 - 2^-23) * 2^127, to 17 digits: the nodata of f32 outputs. */
+#define F32_LOWEST (-3.4028234663852886e38)
 
 /* Fails unless 'err' holds 'needle'. */
 static void assert_err_has(const char *err, const char *needle) {
@@ -54,10 +59,25 @@ static void *copy_bytes(const void *data, size_t len) {
     return p;
 }
 
-/* Fills the reference job, outputs planned, both models attached. */
+/* Gives 'job' 'n' models of 'size' bytes each, all of format 'format', with bytes attached ('x' repeated). */
+static void give_models(gm_job_t *job, uint32_t n, const char *format, size_t size) {
+    job->nmodels = n;
+    job->models = calloc(n, sizeof *job->models);
+    assert_non_null(job->models);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(job->models[i].format, sizeof job->models[i].format, "%s", format);
+        job->models[i].bytes = malloc(size);
+        assert_non_null(job->models[i].bytes);
+        memset(job->models[i].bytes, 'x', size);
+        job->models[i].size = size;
+    }
+}
+
+/* Fills the reference job: a summary of 2 models, outputs planned, both models attached. */
 static void make_job(gm_job_t *job) {
     char err[GM_ERR_LEN] = "";
     memset(job, 0, sizeof *job);
+    job->mode = GM_MODE_SUMMARISE;
     job->xsize = 300;
     job->ysize = 217;
     memcpy(job->gt, GT, sizeof GT);
@@ -69,8 +89,8 @@ static void make_job(gm_job_t *job) {
     job->kind = GM_KIND_CLASSIFICATION;
     strcpy(job->objective, "multi:softprob");
     job->nclass = 5;
-    job->probabilities = 1;
-    if (gm_job_plan_outputs(job, err) != 0) fail_msg("plan_outputs: %s", err);
+    job->nprob = 2;
+    job->realisations = 1;
     job->nmodels = 2;
     job->models = calloc(2, sizeof *job->models);
     assert_non_null(job->models);
@@ -80,21 +100,42 @@ static void make_job(gm_job_t *job) {
     strcpy(job->models[1].format, "ubj");
     job->models[1].bytes = copy_bytes(MODEL1, MODEL1_SIZE);
     job->models[1].size = MODEL1_SIZE;
+    if (gm_job_plan_outputs(job, err) != 0) fail_msg("plan_outputs: %s", err);
     strcpy(job->tasks_ep, TASKS_EP);
     strcpy(job->results_ep, RESULTS_EP);
     strcpy(job->acks_ep, ACKS_EP);
 }
 
 /* Asserts one output's fields. */
-static void assert_output(const gm_output_t *o, const char *name, gm_dtype_t dt, uint32_t bands, double nodata) {
+static void assert_output(const gm_output_t *o, const char *name, gm_output_role_t role, uint32_t model, gm_dtype_t dt,
+                          uint32_t bands, double nodata) {
     assert_string_equal(o->name, name);
-    assert_int_equal(o->dtype, dt);
-    assert_int_equal(o->bands, bands);
+    if (o->role != role) fail_msg("output %s: role %d, expected %d", name, (int)o->role, (int)role);
+    if (o->model != model) fail_msg("output %s: model %u, expected %u", name, o->model, model);
+    if (o->dtype != dt) fail_msg("output %s: type %d, expected %d", name, (int)o->dtype, (int)dt);
+    if (o->bands != bands) fail_msg("output %s: %u bands, expected %u", name, o->bands, bands);
     if (o->nodata != nodata) fail_msg("output %s: nodata %.17g, expected %.17g", name, o->nodata, nodata);
+}
+
+/* Asserts the reference plan: a summary of 5 classes with 2 most probable classes and 2 realisations.
+ * probability (f32, 5 bands), class, entropy, confusion, nprob_class (u8, 2), nprob_probability (f32, 2),
+ * realisation-001 (model 0), realisation-002 (model 1): 8 outputs. Classes 0..4 fit u8, nodata 255. */
+static void assert_reference_outputs(const gm_job_t *job) {
+    assert_int_equal(job->noutputs, 8);
+    assert_non_null(job->outputs);
+    assert_output(&job->outputs[0], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 5, F32_LOWEST);
+    assert_output(&job->outputs[1], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job->outputs[2], "entropy", GM_ROLE_ENTROPY, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job->outputs[3], "confusion", GM_ROLE_CONFUSION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job->outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U8, 2, 255.0);
+    assert_output(&job->outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 2, F32_LOWEST);
+    assert_output(&job->outputs[6], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job->outputs[7], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_U8, 1, 255.0);
 }
 
 /* Asserts the reference job's fields other than the id and the model bytes. */
 static void assert_reference_fields(const gm_job_t *job) {
+    assert_int_equal(job->mode, GM_MODE_SUMMARISE);
     assert_int_equal(job->xsize, 300);
     assert_int_equal(job->ysize, 217);
     for (int i = 0; i < 6; i++)
@@ -108,10 +149,15 @@ static void assert_reference_fields(const gm_job_t *job) {
     assert_int_equal(job->kind, GM_KIND_CLASSIFICATION);
     assert_string_equal(job->objective, "multi:softprob");
     assert_int_equal(job->nclass, 5);
-    assert_int_equal(job->probabilities, 1);
-    assert_int_equal(job->noutputs, 2);
-    assert_output(&job->outputs[0], "class", GM_DT_U8, 1, 255.0);
-    assert_output(&job->outputs[1], "probability", GM_DT_F32, 5, -FLT_MAX);
+    assert_int_equal(job->probabilities, 0);
+    assert_int_equal(job->nprob, 2);
+    assert_int_equal(job->nquantiles, 0);
+    assert_int_equal(job->realisations, 1);
+    assert_int_equal(job->iterations, 0);
+    assert_int_equal(job->rounds, 0);
+    assert_true(job->seed == 0);
+    assert_int_equal(job->nparams, 0);
+    assert_reference_outputs(job);
     assert_int_equal(job->nmodels, 2);
     assert_non_null(job->models);
     assert_string_equal(job->models[0].format, "json");
@@ -128,9 +174,25 @@ static void assert_job_cleared(const gm_job_t *job) {
     static const gm_job_t zero;
     assert_null(job->crs);
     assert_null(job->models);
+    assert_null(job->outputs);
     assert_int_equal(job->nmodels, 0);
     assert_int_equal(job->noutputs, 0);
     assert_memory_equal(job, &zero, sizeof zero);
+}
+
+/* Encodes 'in' and decodes an exact-size copy of the frame into 'out'. */
+static void job_round_trip(const gm_job_t *in, gm_job_t *out) {
+    void *buf = NULL;
+    size_t len = 0;
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_encode(in, &buf, &len, err) != 0) fail_msg("encode: %s", err);
+    assert_true(len > 0 && len <= GM_WIRE_MAX_HEADER);
+    void *exact = copy_bytes(buf, len);
+    free(buf);
+    memset(out, 0x5A, sizeof *out);
+    int rc = gm_job_decode(exact, len, out, err);
+    free(exact);
+    if (rc != 0) fail_msg("decode: %s", err);
 }
 
 /* ---- hand-built job headers ---- */
@@ -144,10 +206,15 @@ static void pstr(msgpack_packer *pk, const char *s) {
 }
 
 /* Packs one output map. */
-static void pack_output(msgpack_packer *pk, const char *name, const char *dt, uint32_t n, double nodata) {
-    msgpack_pack_map(pk, 4);
+static void pack_output(msgpack_packer *pk, const char *name, const char *role, uint32_t model, const char *dt,
+                        uint32_t n, double nodata) {
+    msgpack_pack_map(pk, 6);
     pstr(pk, "name");
     pstr(pk, name);
+    pstr(pk, "role");
+    pstr(pk, role);
+    pstr(pk, "model");
+    msgpack_pack_uint32(pk, model);
     pstr(pk, "dt");
     pstr(pk, dt);
     pstr(pk, "n");
@@ -168,6 +235,7 @@ static void pack_model(msgpack_packer *pk, const char *format, uint64_t size) {
 static void v_1(msgpack_packer *pk) { msgpack_pack_uint8(pk, 1); }
 static void t_job(msgpack_packer *pk) { pstr(pk, "job"); }
 static void id_ref(msgpack_packer *pk) { msgpack_pack_uint64(pk, 0x1122334455667788ULL); }
+static void mode_ref(msgpack_packer *pk) { pstr(pk, "summarise"); }
 static void xsize_ref(msgpack_packer *pk) { msgpack_pack_uint16(pk, 300); }
 static void ysize_ref(msgpack_packer *pk) { msgpack_pack_uint16(pk, 217); }
 static void gt_ref(msgpack_packer *pk) {
@@ -182,11 +250,24 @@ static void tile_ref(msgpack_packer *pk) { msgpack_pack_uint16(pk, 256); }
 static void kind_ref(msgpack_packer *pk) { pstr(pk, "classification"); }
 static void objective_ref(msgpack_packer *pk) { pstr(pk, "multi:softprob"); }
 static void nclass_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 5); }
-static void probabilities_ref(msgpack_packer *pk) { msgpack_pack_true(pk); }
+static void probabilities_ref(msgpack_packer *pk) { msgpack_pack_false(pk); }
+static void nprob_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 2); }
+static void quantiles_ref(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
+static void realisations_ref(msgpack_packer *pk) { msgpack_pack_true(pk); }
+static void iterations_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
+static void rounds_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
+static void seed_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
+static void params_ref(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
 static void outputs_ref(msgpack_packer *pk) {
-    msgpack_pack_array(pk, 2);
-    pack_output(pk, "class", "u8", 1, 255.0);
-    pack_output(pk, "probability", "f32", 5, -FLT_MAX);
+    msgpack_pack_array(pk, 8);
+    pack_output(pk, "probability", "probability", 0, "f32", 5, F32_LOWEST);
+    pack_output(pk, "class", "class", 0, "u8", 1, 255.0);
+    pack_output(pk, "entropy", "entropy", 0, "f32", 1, F32_LOWEST);
+    pack_output(pk, "confusion", "confusion", 0, "f32", 1, F32_LOWEST);
+    pack_output(pk, "nprob_class", "nprob_class", 0, "u8", 2, 255.0);
+    pack_output(pk, "nprob_probability", "nprob_probability", 0, "f32", 2, F32_LOWEST);
+    pack_output(pk, "realisation-001", "realisation", 0, "u8", 1, 255.0);
+    pack_output(pk, "realisation-002", "realisation", 1, "u8", 1, 255.0);
 }
 static void models_ref(msgpack_packer *pk) {
     msgpack_pack_array(pk, 2);
@@ -202,16 +283,20 @@ static void t_task(msgpack_packer *pk) { pstr(pk, "task"); }
 static void t_unknown(msgpack_packer *pk) { pstr(pk, "jobs"); }
 static void v_2(msgpack_packer *pk) { msgpack_pack_uint8(pk, 2); }
 
-/* Every key of a job header, as PROTOCOL.md lists it, with the reference job's value. */
+/* Every key of a job header, as gm_job_encode writes it, with the reference job's value. */
 static const struct { const char *key; pack_fn pack; } job_keys[] = {
     {"v", v_1},           {"t", t_job},
-    {"id", id_ref},       {"xsize", xsize_ref},
-    {"ysize", ysize_ref}, {"gt", gt_ref},
-    {"crs", crs_ref},     {"bands", bands_ref},
-    {"bw", bw_ref},       {"bh", bh_ref},
-    {"tile", tile_ref},   {"kind", kind_ref},
-    {"objective", objective_ref}, {"nclass", nclass_ref},
-    {"probabilities", probabilities_ref}, {"outputs", outputs_ref},
+    {"id", id_ref},       {"mode", mode_ref},
+    {"xsize", xsize_ref}, {"ysize", ysize_ref},
+    {"gt", gt_ref},       {"crs", crs_ref},
+    {"bands", bands_ref}, {"bw", bw_ref},
+    {"bh", bh_ref},       {"tile", tile_ref},
+    {"kind", kind_ref},   {"objective", objective_ref},
+    {"nclass", nclass_ref}, {"probabilities", probabilities_ref},
+    {"nprob", nprob_ref}, {"quantiles", quantiles_ref},
+    {"realisations", realisations_ref}, {"iterations", iterations_ref},
+    {"rounds", rounds_ref}, {"seed", seed_ref},
+    {"params", params_ref}, {"outputs", outputs_ref},
     {"models", models_ref}, {"tasks", tasks_ref},
     {"results", results_ref}, {"acks", acks_ref},
 };
@@ -270,53 +355,70 @@ static void expect_job_reject(const char *skip, const char *key, pack_fn repl, c
 
 /* ---- output plan ---- */
 
-/* A 5-class classification with probabilities: a u8 class (nodata 255) and 5 float32 probability bands. */
-static void test_plan_classification(void **state) {
+/* Plans 'job', failing the test with the error if that fails. */
+static void plan(gm_job_t *job) {
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_plan_outputs(job, err) != 0) fail_msg("plan_outputs: %s", err);
+}
+
+/* Predict, classification, 5 classes with probabilities: a u8 class (nodata 255) and 5 float32 probability
+ * bands; without probabilities only the class. */
+static void test_plan_predict_classification(void **state) {
     (void)state;
-    gm_job_t job;
-    make_job(&job);
+    gm_job_t job = {.mode = GM_MODE_PREDICT, .kind = GM_KIND_CLASSIFICATION, .nclass = 5, .probabilities = 1};
+    give_models(&job, 1, "json", 3);
+    plan(&job);
     assert_int_equal(job.noutputs, 2);
-    assert_output(&job.outputs[0], "class", GM_DT_U8, 1, 255.0);
-    assert_output(&job.outputs[1], "probability", GM_DT_F32, 5, -FLT_MAX);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[1], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 5, F32_LOWEST);
 
     /* Planning again replaces the plan, it does not append to it. */
-    char err[GM_ERR_LEN] = "";
-    assert_int_equal(gm_job_plan_outputs(&job, err), 0);
+    plan(&job);
     assert_int_equal(job.noutputs, 2);
 
     /* Without probabilities, only the class. */
     job.probabilities = 0;
-    assert_int_equal(gm_job_plan_outputs(&job, err), 0);
+    plan(&job);
     assert_int_equal(job.noutputs, 1);
-    assert_output(&job.outputs[0], "class", GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+
+    /* The summary options do not change a prediction. */
+    job.nprob = 3;
+    job.realisations = 1;
+    job.nquantiles = 1;
+    job.quantiles[0] = 0.5;
+    plan(&job);
+    assert_int_equal(job.noutputs, 1);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
     gm_job_clear(&job);
 }
 
-/* A regression writes one float32 "prediction" band with nodata -FLT_MAX. */
-static void test_plan_regression(void **state) {
+/* Predict, regression: one float32 "prediction" band with nodata -FLT_MAX. */
+static void test_plan_predict_regression(void **state) {
     (void)state;
-    char err[GM_ERR_LEN] = "";
-    gm_job_t job = {.kind = GM_KIND_REGRESSION, .nclass = 0};
-    assert_int_equal(gm_job_plan_outputs(&job, err), 0);
+    gm_job_t job = {.mode = GM_MODE_PREDICT, .kind = GM_KIND_REGRESSION, .nclass = 0};
+    give_models(&job, 1, "bin", 4);
+    plan(&job);
     assert_int_equal(job.noutputs, 1);
-    assert_output(&job.outputs[0], "prediction", GM_DT_F32, 1, -FLT_MAX);
-    assert_true(job.outputs[0].nodata == -3.4028234663852886e38);
+    assert_output(&job.outputs[0], "prediction", GM_ROLE_PREDICTION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_true(job.outputs[0].nodata == -FLT_MAX);
+    gm_job_clear(&job);
 }
 
 /* The class type widens to uint16 past 255 classes; fewer than 2 or more than 65535 are refused. */
 static void test_plan_nclass(void **state) {
     (void)state;
     char err[GM_ERR_LEN] = "";
-    gm_job_t job = {.kind = GM_KIND_CLASSIFICATION, .nclass = 300, .probabilities = 0};
-    assert_int_equal(gm_job_plan_outputs(&job, err), 0);
+    gm_job_t job = {.mode = GM_MODE_PREDICT, .kind = GM_KIND_CLASSIFICATION, .nclass = 300, .probabilities = 0};
+    plan(&job);
     assert_int_equal(job.noutputs, 1);
-    assert_output(&job.outputs[0], "class", GM_DT_U16, 1, 65535.0);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U16, 1, 65535.0);
 
     job.probabilities = 1;
-    assert_int_equal(gm_job_plan_outputs(&job, err), 0);
+    plan(&job);
     assert_int_equal(job.noutputs, 2);
-    assert_output(&job.outputs[0], "class", GM_DT_U16, 1, 65535.0);
-    assert_output(&job.outputs[1], "probability", GM_DT_F32, 300, -FLT_MAX);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U16, 1, 65535.0);
+    assert_output(&job.outputs[1], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 300, F32_LOWEST);
 
     /* Boundaries: classes 0..254 fit u8 with 255 left for nodata; 0..65534 fit u16. */
     static const struct { uint32_t nclass; gm_dtype_t dt; double nodata; } edges[] = {
@@ -326,7 +428,7 @@ static void test_plan_nclass(void **state) {
         job.nclass = edges[i].nclass;
         job.probabilities = 0;
         if (gm_job_plan_outputs(&job, err) != 0) fail_msg("nclass %u: %s", edges[i].nclass, err);
-        assert_output(&job.outputs[0], "class", edges[i].dt, 1, edges[i].nodata);
+        assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, edges[i].dt, 1, edges[i].nodata);
     }
 
     static const struct { uint32_t nclass; const char *text; } bad[] = {
@@ -338,25 +440,252 @@ static void test_plan_nclass(void **state) {
         if (gm_job_plan_outputs(&job, err) != -1) fail_msg("nclass %u planned", bad[i].nclass);
         assert_err_has(err, bad[i].text);
     }
+    gm_job_clear(&job);
 
     /* An unknown model kind has no plan. */
-    gm_job_t unknown = {.kind = (gm_model_kind_t)0, .nclass = 5};
+    gm_job_t unknown = {.mode = GM_MODE_PREDICT, .kind = (gm_model_kind_t)0, .nclass = 5};
     assert_int_equal(gm_job_plan_outputs(&unknown, err), -1);
     unknown.kind = (gm_model_kind_t)3;
     assert_int_equal(gm_job_plan_outputs(&unknown, err), -1);
+    gm_job_clear(&unknown);
+}
+
+/* Summarise, classification, 5 classes, 3 models, the 2 most probable classes and realisations:
+ * probability (f32, one band per class), class, entropy, confusion, nprob_class (u8, 2 bands),
+ * nprob_probability (f32, 2 bands), then realisation-001..003 showing models 0, 1, 2 as u8 classes. */
+static void test_plan_summarise_classification(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_job_t job = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_CLASSIFICATION, .nclass = 5, .nprob = 2,
+                    .realisations = 1};
+    give_models(&job, 3, "json", 2);
+    plan(&job);
+    assert_int_equal(job.noutputs, 9); /* 4 summaries + 2 nprob + 3 realisations */
+    assert_output(&job.outputs[0], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 5, F32_LOWEST);
+    assert_output(&job.outputs[1], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[2], "entropy", GM_ROLE_ENTROPY, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[3], "confusion", GM_ROLE_CONFUSION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U8, 2, 255.0);
+    assert_output(&job.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 2, F32_LOWEST);
+    assert_output(&job.outputs[6], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[7], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[8], "realisation-003", GM_ROLE_REALISATION, 2, GM_DT_U8, 1, 255.0);
+
+    /* Without nprob and realisations: the 4 summaries only. "probabilities" is a predict option. */
+    job.nprob = 0;
+    job.realisations = 0;
+    job.probabilities = 1;
+    plan(&job);
+    assert_int_equal(job.noutputs, 4);
+    assert_output(&job.outputs[0], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 5, F32_LOWEST);
+    assert_output(&job.outputs[1], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[2], "entropy", GM_ROLE_ENTROPY, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[3], "confusion", GM_ROLE_CONFUSION, 0, GM_DT_F32, 1, F32_LOWEST);
+
+    /* One most probable class: one band each. */
+    job.nprob = 1;
+    plan(&job);
+    assert_int_equal(job.noutputs, 6);
+    assert_output(&job.outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 1, F32_LOWEST);
+
+    /* nprob may equal nclass (every class ranked), not exceed it. */
+    job.nprob = 5;
+    plan(&job);
+    assert_int_equal(job.noutputs, 6);
+    assert_output(&job.outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U8, 5, 255.0);
+    assert_output(&job.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 5, F32_LOWEST);
+    job.nprob = 6;
+    err[0] = '\0';
+    assert_int_equal(gm_job_plan_outputs(&job, err), -1);
+    assert_err_has(err, "nprob");
+    assert_err_has(err, "6");
+    gm_job_clear(&job);
+
+    /* 300 classes: class, nprob_class and the realisations widen to u16 with nodata 65535. */
+    gm_job_t wide = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_CLASSIFICATION, .nclass = 300, .nprob = 3,
+                     .realisations = 1};
+    give_models(&wide, 2, "ubj", 2);
+    plan(&wide);
+    assert_int_equal(wide.noutputs, 8); /* 4 + 2 + 2 */
+    assert_output(&wide.outputs[0], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 300, F32_LOWEST);
+    assert_output(&wide.outputs[1], "class", GM_ROLE_CLASS, 0, GM_DT_U16, 1, 65535.0);
+    assert_output(&wide.outputs[2], "entropy", GM_ROLE_ENTROPY, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&wide.outputs[3], "confusion", GM_ROLE_CONFUSION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&wide.outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U16, 3, 65535.0);
+    assert_output(&wide.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 3, F32_LOWEST);
+    assert_output(&wide.outputs[6], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_U16, 1, 65535.0);
+    assert_output(&wide.outputs[7], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_U16, 1, 65535.0);
+    gm_job_clear(&wide);
+
+    /* A summary of no model is refused. */
+    gm_job_t none = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_CLASSIFICATION, .nclass = 5, .realisations = 1};
+    err[0] = '\0';
+    assert_int_equal(gm_job_plan_outputs(&none, err), -1);
+    assert_err_has(err, "model");
+    gm_job_clear(&none);
+}
+
+/* Summarise, regression: mean and sd (f32, 1 band each), then one "quantiles" file of one band per quantile,
+ * then one f32 realisation per model. */
+static void test_plan_summarise_regression(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_job_t job = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_REGRESSION};
+    give_models(&job, 2, "json", 2);
+    plan(&job);
+    assert_int_equal(job.noutputs, 2);
+    assert_output(&job.outputs[0], "mean", GM_ROLE_MEAN, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[1], "sd", GM_ROLE_SD, 0, GM_DT_F32, 1, F32_LOWEST);
+
+    /* 3 quantiles and 2 realisations: 2 + 1 + 2 = 5 outputs; nprob means nothing to a regression. */
+    job.nquantiles = 3;
+    job.quantiles[0] = 0.05;
+    job.quantiles[1] = 0.5;
+    job.quantiles[2] = 0.95;
+    job.realisations = 1;
+    job.nprob = 4;
+    plan(&job);
+    assert_int_equal(job.noutputs, 5);
+    assert_output(&job.outputs[0], "mean", GM_ROLE_MEAN, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[1], "sd", GM_ROLE_SD, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[2], "quantiles", GM_ROLE_QUANTILE, 0, GM_DT_F32, 3, F32_LOWEST);
+    assert_output(&job.outputs[3], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[4], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_F32, 1, F32_LOWEST);
+
+    /* One quantile: a one-band "quantiles" file. */
+    job.nquantiles = 1;
+    job.realisations = 0;
+    plan(&job);
+    assert_int_equal(job.noutputs, 3);
+    assert_output(&job.outputs[2], "quantiles", GM_ROLE_QUANTILE, 0, GM_DT_F32, 1, F32_LOWEST);
+
+    /* The most quantiles: one band each. */
+    job.nquantiles = GM_JOB_MAX_QUANTILES;
+    for (uint32_t i = 0; i < GM_JOB_MAX_QUANTILES; i++) job.quantiles[i] = i / 31.0;
+    job.realisations = 0;
+    plan(&job);
+    assert_int_equal(job.noutputs, 3);
+    assert_output(&job.outputs[2], "quantiles", GM_ROLE_QUANTILE, 0, GM_DT_F32, 32, F32_LOWEST);
+    gm_job_clear(&job);
+
+    gm_job_t none = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_REGRESSION};
+    err[0] = '\0';
+    assert_int_equal(gm_job_plan_outputs(&none, err), -1);
+    assert_err_has(err, "model");
+    gm_job_clear(&none);
+}
+
+/* Realisation names number models from 1 with 3 digits up to 999 models, 4 digits from 1000. */
+static void test_plan_realisation_names(void **state) {
+    (void)state;
+    static const struct { uint32_t nmodels; const char *first, *last; } cases[] = {
+        {1, "realisation-001", "realisation-001"},
+        {999, "realisation-001", "realisation-999"},
+        {1000, "realisation-0001", "realisation-1000"},
+        {4096, "realisation-0001", "realisation-4096"},
+    };
+    for (size_t c = 0; c < NITEMS(cases); c++) {
+        const uint32_t n = cases[c].nmodels;
+        gm_job_t job = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_REGRESSION, .realisations = 1};
+        give_models(&job, n, "bin", 1);
+        plan(&job);
+        assert_int_equal(job.noutputs, 2 + n);
+        assert_output(&job.outputs[2], cases[c].first, GM_ROLE_REALISATION, 0, GM_DT_F32, 1, F32_LOWEST);
+        assert_output(&job.outputs[1 + n], cases[c].last, GM_ROLE_REALISATION, n - 1, GM_DT_F32, 1, F32_LOWEST);
+        for (uint32_t m = 0; m < n; m++) {
+            if (job.outputs[2 + m].role != GM_ROLE_REALISATION || job.outputs[2 + m].model != m)
+                fail_msg("%u models: output %u shows model %u", n, 2 + m, job.outputs[2 + m].model);
+        }
+        gm_job_clear(&job);
+    }
+    /* Names in between: model index 41 of 1000 is "realisation-0042"; of 999, "realisation-042". */
+    gm_job_t job = {.mode = GM_MODE_SUMMARISE, .kind = GM_KIND_CLASSIFICATION, .nclass = 2, .realisations = 1};
+    give_models(&job, 1000, "bin", 1);
+    plan(&job);
+    assert_int_equal(job.noutputs, 1004);
+    assert_output(&job.outputs[4 + 41], "realisation-0042", GM_ROLE_REALISATION, 41, GM_DT_U8, 1, 255.0);
+    gm_job_clear(&job);
+    give_models(&job, 999, "bin", 1);
+    job.mode = GM_MODE_SUMMARISE;
+    job.kind = GM_KIND_CLASSIFICATION;
+    job.nclass = 2;
+    job.realisations = 1;
+    plan(&job);
+    assert_output(&job.outputs[4 + 41], "realisation-042", GM_ROLE_REALISATION, 41, GM_DT_U8, 1, 255.0);
+    gm_job_clear(&job);
+}
+
+/* A training job writes no output file: the plan is empty, and replaces an earlier one. */
+static void test_plan_train(void **state) {
+    (void)state;
+    gm_job_t job = {.mode = GM_MODE_TRAIN, .kind = GM_KIND_CLASSIFICATION, .nclass = 5, .probabilities = 1,
+                    .nprob = 2, .realisations = 1, .iterations = 10};
+    plan(&job);
+    assert_int_equal(job.noutputs, 0);
+    assert_null(job.outputs);
+
+    job.mode = GM_MODE_PREDICT;
+    plan(&job);
+    assert_int_equal(job.noutputs, 2);
+    job.mode = GM_MODE_TRAIN;
+    plan(&job);
+    assert_int_equal(job.noutputs, 0);
+    assert_null(job.outputs);
+
+    gm_job_t reg = {.mode = GM_MODE_TRAIN, .kind = GM_KIND_REGRESSION, .iterations = 1};
+    plan(&reg);
+    assert_int_equal(reg.noutputs, 0);
+    assert_null(reg.outputs);
+    gm_job_clear(&reg);
+    gm_job_clear(&job);
+}
+
+/* A mode outside predict, train and summarise has no plan. */
+static void test_plan_unknown_mode(void **state) {
+    (void)state;
+    const int modes[] = {0, 4, 1000};
+    for (size_t i = 0; i < NITEMS(modes); i++) {
+        gm_job_t job = {.mode = (gm_job_mode_t)modes[i], .kind = GM_KIND_REGRESSION};
+        give_models(&job, 1, "bin", 1);
+        char err[GM_ERR_LEN] = "";
+        if (gm_job_plan_outputs(&job, err) != -1) fail_msg("mode %d planned", modes[i]);
+        assert_err_has(err, "mode");
+        assert_int_equal(job.noutputs, 0);
+        gm_job_clear(&job);
+    }
+}
+
+/* Iteration numbers are 3 digits wide up to 999 and 4 from 1000 to the 4096 models a job holds. */
+static void test_iteration_width(void **state) {
+    (void)state;
+    static const struct { uint32_t iterations; int width; } cases[] = {
+        {1, 3},    {2, 3},    {9, 3},    {10, 3},    {99, 3},     {100, 3},    {998, 3},  {999, 3},
+        {1000, 4}, {1001, 4}, {2048, 4}, {4095, 4},  {4096, 4},
+        {9999, 4}, {10000, 5}, {99999, 5}, {100000, 6}, {4294967295u, 10}, /* 4294967295 has 10 digits */
+    };
+    for (size_t i = 0; i < NITEMS(cases); i++) {
+        int got = gm_job_iteration_width(cases[i].iterations);
+        if (got != cases[i].width) fail_msg("%u iterations: width %d, expected %d", cases[i].iterations, got, cases[i].width);
+    }
 }
 
 /* Output sizes: samples x bands x sample size. */
 static void test_output_bytes(void **state) {
     (void)state;
-    const gm_output_t cls = {"class", GM_DT_U8, 1, 255.0};
-    const gm_output_t prob = {"probability", GM_DT_F32, 5, -FLT_MAX};
-    const gm_output_t cls16 = {"class", GM_DT_U16, 1, 65535.0};
+    const gm_output_t cls = {.name = "class", .role = GM_ROLE_CLASS, .dtype = GM_DT_U8, .bands = 1, .nodata = 255.0};
+    const gm_output_t prob = {.name = "probability", .role = GM_ROLE_PROBABILITY, .dtype = GM_DT_F32, .bands = 5,
+                              .nodata = -FLT_MAX};
+    const gm_output_t cls16 = {.name = "class", .role = GM_ROLE_CLASS, .dtype = GM_DT_U16, .bands = 1,
+                               .nodata = 65535.0};
+    const gm_output_t real = {.name = "realisation-007", .role = GM_ROLE_REALISATION, .model = 6,
+                              .dtype = GM_DT_F32, .bands = 1, .nodata = -FLT_MAX};
     assert_int_equal(gm_job_output_bytes(&cls, 128, 128), 16384);    /* 128*128*1*1 */
     assert_int_equal(gm_job_output_bytes(&prob, 44, 89), 78320);     /* 44*89=3916, *5*4 */
     assert_int_equal(gm_job_output_bytes(&cls16, 300, 217), 130200); /* 300*217=65100, *2 */
+    assert_int_equal(gm_job_output_bytes(&real, 44, 89), 15664);     /* 3916*1*4; the model index plays no part */
     /* 8192*8192*4096*4 = 2^13*2^13*2^12*2^2 = 2^40: must not wrap in 32 bits. */
-    const gm_output_t wide = {"probability", GM_DT_F32, 4096, 0};
+    const gm_output_t wide = {.name = "probability", .role = GM_ROLE_PROBABILITY, .dtype = GM_DT_F32, .bands = 4096};
     assert_true(gm_job_output_bytes(&wide, 8192, 8192) == ((size_t)1 << 40));
 }
 
@@ -572,14 +901,50 @@ static void test_compute_id(void **state) {
     EXPECT_CHANGES("kind", j.kind = GM_KIND_REGRESSION);
     EXPECT_CHANGES("objective", strcpy(j.objective, "multi:softmax"));
     EXPECT_CHANGES("nclass", j.nclass = 6);
-    EXPECT_CHANGES("probabilities", j.probabilities = 0);
+    EXPECT_CHANGES("mode", j.mode = GM_MODE_PREDICT);
+    EXPECT_CHANGES("probabilities", j.probabilities = 1);
+    EXPECT_CHANGES("nprob", j.nprob = 3);
+    EXPECT_CHANGES("quantiles", (j.nquantiles = 1, j.quantiles[0] = 0.5));
+    EXPECT_CHANGES("realisations", j.realisations = 0);
+    EXPECT_CHANGES("iterations", j.iterations = 2);
+    EXPECT_CHANGES("rounds", j.rounds = 100);
+    EXPECT_CHANGES("seed", j.seed = 1);
+    EXPECT_CHANGES("seed high bit", j.seed = 0x8000000000000000ULL);
+    EXPECT_CHANGES("params", (j.nparams = 1, strcpy(j.params[0].key, "eta"), strcpy(j.params[0].value, "0.3")));
     EXPECT_CHANGES("output nodata", j.outputs[0].nodata = 0);
     EXPECT_CHANGES("output bands", j.outputs[1].bands = 6);
+    EXPECT_CHANGES("output role", j.outputs[2].role = GM_ROLE_CONFUSION);
+    EXPECT_CHANGES("output model", j.outputs[7].model = 0);
+    EXPECT_CHANGES("output name", strcpy(j.outputs[7].name, "realisation-003"));
     EXPECT_CHANGES("model format", strcpy(j.models[0].format, "bin"));
     EXPECT_CHANGES("tasks endpoint", j.tasks_ep[strlen(j.tasks_ep) - 1] = '6');
     EXPECT_CHANGES("results endpoint", j.results_ep[strlen(j.results_ep) - 1] = '7');
     EXPECT_CHANGES("acks endpoint", strcat(j.acks_ep, "2"));
 #undef EXPECT_CHANGES
+
+    /* The values inside the arrays count, not only their lengths: a quantile, a parameter key and value. */
+    gm_job_t a, b;
+    make_job(&a);
+    make_job(&b);
+    a.nquantiles = b.nquantiles = 1;
+    a.quantiles[0] = 0.5;
+    b.quantiles[0] = 0.25;
+    a.nparams = b.nparams = 1;
+    strcpy(a.params[0].key, "eta");
+    strcpy(a.params[0].value, "0.3");
+    strcpy(b.params[0].key, "eta");
+    strcpy(b.params[0].value, "0.3");
+    uint64_t id_a = id_of(&a);
+    if (id_of(&b) == id_a) fail_msg("the quantile value does not change the id");
+    b.quantiles[0] = 0.5;
+    assert_true(id_of(&b) == id_a);
+    strcpy(b.params[0].value, "0.4");
+    if (id_of(&b) == id_a) fail_msg("a parameter value does not change the id");
+    strcpy(b.params[0].value, "0.3");
+    strcpy(b.params[0].key, "eta2");
+    if (id_of(&b) == id_a) fail_msg("a parameter key does not change the id");
+    gm_job_clear(&a);
+    gm_job_clear(&b);
 
     /* A job decoded from the header and given its models back has the same id. */
     void *buf;
@@ -601,7 +966,7 @@ static void test_compute_id(void **state) {
 
 /* ---- encode and decode ---- */
 
-/* Encode then decode gives back every field; models come back with sizes and no bytes. */
+/* Encode then decode gives back every field of the reference summary; models come back with sizes and no bytes. */
 static void test_round_trip(void **state) {
     (void)state;
     gm_job_t job;
@@ -634,9 +999,9 @@ static void test_round_trip(void **state) {
     assert_job_cleared(&got);
     gm_job_clear(&got); /* clearing a cleared job is harmless */
 
-    /* A regression with an empty CRS (NULL in the struct) and one model. */
-    gm_job_t reg = {.id = 1, .xsize = 1, .ysize = 1, .gt = {0, 1, 0, 0, 0, -1}, .crs = NULL, .nbands = 1,
-                    .block_w = 8192, .block_h = 1, .tile = 16, .kind = GM_KIND_REGRESSION};
+    /* A regression prediction with an empty CRS (NULL in the struct) and one model. */
+    gm_job_t reg = {.id = 1, .mode = GM_MODE_PREDICT, .xsize = 1, .ysize = 1, .gt = {0, 1, 0, 0, 0, -1},
+                    .crs = NULL, .nbands = 1, .block_w = 8192, .block_h = 1, .tile = 16, .kind = GM_KIND_REGRESSION};
     strcpy(reg.objective, "reg:squarederror");
     assert_int_equal(gm_job_plan_outputs(&reg, err), 0);
     reg.nmodels = 1;
@@ -648,10 +1013,9 @@ static void test_round_trip(void **state) {
     strcpy(reg.tasks_ep, "inproc://t");
     strcpy(reg.results_ep, "inproc://r");
     strcpy(reg.acks_ep, "inproc://a");
-    assert_int_equal(gm_job_encode(&reg, &buf, &len, err), 0);
-    if (gm_job_decode(buf, len, &got, err) != 0) fail_msg("decode regression: %s", err);
-    free(buf);
+    job_round_trip(&reg, &got);
     assert_int_equal(got.id, 1);
+    assert_int_equal(got.mode, GM_MODE_PREDICT);
     assert_int_equal(got.xsize, 1);
     assert_int_equal(got.ysize, 1);
     assert_true(got.gt[1] == 1.0 && got.gt[5] == -1.0);
@@ -664,8 +1028,15 @@ static void test_round_trip(void **state) {
     assert_string_equal(got.objective, "reg:squarederror");
     assert_int_equal(got.nclass, 0);
     assert_int_equal(got.probabilities, 0);
+    assert_int_equal(got.nprob, 0);
+    assert_int_equal(got.nquantiles, 0);
+    assert_int_equal(got.realisations, 0);
+    assert_int_equal(got.iterations, 0);
+    assert_int_equal(got.rounds, 0);
+    assert_true(got.seed == 0);
+    assert_int_equal(got.nparams, 0);
     assert_int_equal(got.noutputs, 1);
-    assert_output(&got.outputs[0], "prediction", GM_DT_F32, 1, -FLT_MAX);
+    assert_output(&got.outputs[0], "prediction", GM_ROLE_PREDICTION, 0, GM_DT_F32, 1, F32_LOWEST);
     assert_int_equal(got.nmodels, 1);
     assert_string_equal(got.models[0].format, "bin");
     assert_int_equal(got.models[0].size, 4);
@@ -677,7 +1048,183 @@ static void test_round_trip(void **state) {
     gm_job_clear(&job);
 }
 
-/* The encoder refuses a job with no planned outputs. */
+/* A classification prediction keeps its mode, "probabilities" flag and class/probability plan. */
+static void test_round_trip_predict_classification(void **state) {
+    (void)state;
+    gm_job_t job;
+    make_job(&job);
+    job.mode = GM_MODE_PREDICT;
+    job.nprob = 0;
+    job.realisations = 0;
+    job.probabilities = 1;
+    job.nclass = 3;
+    plan(&job);
+    gm_job_t got;
+    job_round_trip(&job, &got);
+    assert_int_equal(got.mode, GM_MODE_PREDICT);
+    assert_int_equal(got.kind, GM_KIND_CLASSIFICATION);
+    assert_int_equal(got.nclass, 3);
+    assert_int_equal(got.probabilities, 1);
+    assert_int_equal(got.nprob, 0);
+    assert_int_equal(got.realisations, 0);
+    assert_int_equal(got.noutputs, 2);
+    assert_output(&got.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&got.outputs[1], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 3, F32_LOWEST);
+    assert_int_equal(got.nmodels, 2);
+    gm_job_clear(&got);
+    gm_job_clear(&job);
+}
+
+/* A training job keeps its iterations, rounds, full 64-bit seed and parameters, with no outputs and no models. */
+static void test_round_trip_train(void **state) {
+    (void)state;
+    static const char key47[] = "k2345678901234567890123456789012345678901234567"; /* 47 bytes: the longest key */
+    static const char val47[] = "v2345678901234567890123456789012345678901234567"; /* 47 bytes: the longest value */
+    _Static_assert(sizeof key47 == 48 && sizeof val47 == 48, "47 characters and a NUL");
+    static const struct { const char *key, *value; } params[] = {
+        {"eta", "0.1"}, {"max_depth", "6"}, {"subsample", "0.8"}, {"tree_method", "hist"},
+        {"verbosity", ""}, {key47, val47},
+    };
+    gm_job_t job;
+    make_job(&job);
+    /* Turn the reference into a training job: no models, no outputs. */
+    for (uint32_t i = 0; i < job.nmodels; i++) free(job.models[i].bytes);
+    free(job.models);
+    job.models = NULL;
+    job.nmodels = 0;
+    job.mode = GM_MODE_TRAIN;
+    job.nprob = 0;
+    job.realisations = 0;
+    job.iterations = 1000;
+    job.rounds = 250;
+    job.seed = 0xfedcba9876543210ULL;
+    job.nparams = NITEMS(params);
+    for (size_t i = 0; i < NITEMS(params); i++) {
+        strcpy(job.params[i].key, params[i].key);
+        strcpy(job.params[i].value, params[i].value);
+    }
+    plan(&job);
+    assert_int_equal(job.noutputs, 0);
+    assert_null(job.outputs);
+    job.id = 0x0102030405060708ULL;
+
+    gm_job_t got;
+    job_round_trip(&job, &got);
+    assert_true(got.id == 0x0102030405060708ULL);
+    assert_int_equal(got.mode, GM_MODE_TRAIN);
+    assert_int_equal(got.xsize, 300);
+    assert_int_equal(got.ysize, 217);
+    assert_string_equal(got.crs, CRS_WKT);
+    assert_int_equal(got.nbands, 4);
+    assert_int_equal(got.kind, GM_KIND_CLASSIFICATION);
+    assert_string_equal(got.objective, "multi:softprob");
+    assert_int_equal(got.nclass, 5);
+    assert_int_equal(got.iterations, 1000);
+    assert_int_equal(got.rounds, 250);
+    assert_true(got.seed == 0xfedcba9876543210ULL);
+    assert_int_equal(got.nparams, 6);
+    for (size_t i = 0; i < NITEMS(params); i++) {
+        assert_string_equal(got.params[i].key, params[i].key);
+        assert_string_equal(got.params[i].value, params[i].value);
+    }
+    assert_int_equal(got.noutputs, 0);
+    assert_null(got.outputs);
+    assert_int_equal(got.nmodels, 0);
+    assert_null(got.models);
+    assert_string_equal(got.tasks_ep, TASKS_EP);
+    gm_job_clear(&got);
+
+    /* The extremes: the largest seed, 4096 iterations, 64 parameters, no parameter at all. */
+    job.seed = UINT64_MAX;
+    job.iterations = 4096;
+    job.nparams = GM_JOB_MAX_PARAMS;
+    for (uint32_t i = 0; i < GM_JOB_MAX_PARAMS; i++) {
+        snprintf(job.params[i].key, sizeof job.params[i].key, "key%u", i);
+        snprintf(job.params[i].value, sizeof job.params[i].value, "%u", 1000 + i);
+    }
+    job_round_trip(&job, &got);
+    assert_true(got.seed == UINT64_MAX);
+    assert_int_equal(got.iterations, 4096);
+    assert_int_equal(got.nparams, 64);
+    assert_string_equal(got.params[0].key, "key0");
+    assert_string_equal(got.params[0].value, "1000");
+    assert_string_equal(got.params[63].key, "key63");
+    assert_string_equal(got.params[63].value, "1063");
+    gm_job_clear(&got);
+
+    job.nparams = 0;
+    job.seed = 0;
+    job.kind = GM_KIND_REGRESSION;
+    job.nclass = 0;
+    strcpy(job.objective, "reg:squarederror");
+    job_round_trip(&job, &got);
+    assert_int_equal(got.mode, GM_MODE_TRAIN);
+    assert_int_equal(got.kind, GM_KIND_REGRESSION);
+    assert_int_equal(got.nparams, 0);
+    assert_true(got.seed == 0);
+    assert_null(got.outputs);
+    assert_null(got.models);
+    gm_job_clear(&got);
+    gm_job_clear(&job);
+}
+
+/* A regression summary keeps its quantiles exactly, and each realisation its role and model index. */
+static void test_round_trip_summarise(void **state) {
+    (void)state;
+    gm_job_t job = {.id = 42, .mode = GM_MODE_SUMMARISE, .xsize = 300, .ysize = 217, .gt = {0, 1, 0, 0, 0, -1},
+                    .nbands = 4, .block_w = 128, .block_h = 128, .tile = 256, .kind = GM_KIND_REGRESSION,
+                    .nquantiles = 5, .quantiles = {0.0, 0.05, 0.5, 0.95, 1.0}, .realisations = 1};
+    strcpy(job.objective, "reg:squarederror");
+    give_models(&job, 3, "json", 5);
+    plan(&job);
+    gm_job_t got;
+    job_round_trip(&job, &got);
+    assert_int_equal(got.mode, GM_MODE_SUMMARISE);
+    assert_int_equal(got.kind, GM_KIND_REGRESSION);
+    assert_int_equal(got.realisations, 1);
+    assert_int_equal(got.nquantiles, 5);
+    static const double want_q[5] = {0.0, 0.05, 0.5, 0.95, 1.0};
+    for (int i = 0; i < 5; i++)
+        if (got.quantiles[i] != want_q[i]) fail_msg("quantile %d: %.17g, expected %.17g", i, got.quantiles[i], want_q[i]);
+    assert_int_equal(got.noutputs, 6); /* mean, sd, quantiles, 3 realisations */
+    assert_output(&got.outputs[0], "mean", GM_ROLE_MEAN, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&got.outputs[1], "sd", GM_ROLE_SD, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&got.outputs[2], "quantiles", GM_ROLE_QUANTILE, 0, GM_DT_F32, 5, F32_LOWEST);
+    assert_output(&got.outputs[3], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&got.outputs[4], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&got.outputs[5], "realisation-003", GM_ROLE_REALISATION, 2, GM_DT_F32, 1, F32_LOWEST);
+    assert_int_equal(got.nmodels, 3);
+    for (int m = 0; m < 3; m++) assert_int_equal(got.models[m].size, 5);
+    gm_job_clear(&got);
+
+    /* Realisations not in model order keep their own indexes: the output, not its position, names the model. */
+    job.outputs[3].model = 2;
+    job.outputs[5].model = 0;
+    job_round_trip(&job, &got);
+    assert_int_equal(got.outputs[3].model, 2);
+    assert_int_equal(got.outputs[4].model, 1);
+    assert_int_equal(got.outputs[5].model, 0);
+    gm_job_clear(&got);
+    gm_job_clear(&job);
+
+    /* 4096 models with a realisation each: 2 + 4096 outputs; the last shows model 4095. */
+    gm_job_t big = {.mode = GM_MODE_SUMMARISE, .xsize = 1, .ysize = 1, .nbands = 1, .block_w = 1, .block_h = 1,
+                    .tile = 16, .kind = GM_KIND_CLASSIFICATION, .nclass = 2, .nprob = 2, .realisations = 1};
+    strcpy(big.objective, "binary:logistic");
+    give_models(&big, 4096, "bin", 1);
+    plan(&big);
+    assert_int_equal(big.noutputs, 4102); /* 4 + 2 nprob + 4096 realisations, within GM_JOB_MAX_OUTPUTS */
+    job_round_trip(&big, &got);
+    assert_int_equal(got.noutputs, 4102);
+    assert_int_equal(got.nmodels, 4096);
+    assert_output(&got.outputs[6], "realisation-0001", GM_ROLE_REALISATION, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&got.outputs[4101], "realisation-4096", GM_ROLE_REALISATION, 4095, GM_DT_U8, 1, 255.0);
+    gm_job_clear(&got);
+    gm_job_clear(&big);
+}
+
+/* The encoder refuses an apply job with no planned outputs, an unknown mode, and an output without a type or
+ * role; a training job without outputs encodes. */
 static void test_encode_rejects(void **state) {
     (void)state;
     gm_job_t job;
@@ -688,9 +1235,44 @@ static void test_encode_rejects(void **state) {
     char err[GM_ERR_LEN] = "";
     assert_int_equal(gm_job_encode(&job, &buf, &len, err), -1);
     assert_err_has(err, "output");
+    job.mode = GM_MODE_PREDICT;
+    assert_int_equal(gm_job_encode(&job, &buf, &len, err), -1);
+    assert_err_has(err, "output");
+    job.mode = GM_MODE_SUMMARISE;
     job.noutputs = GM_JOB_MAX_OUTPUTS + 1;
     assert_int_equal(gm_job_encode(&job, &buf, &len, err), -1);
-    job.noutputs = 2;
+    job.noutputs = 8;
+
+    const int modes[] = {0, 4, -1};
+    for (size_t i = 0; i < NITEMS(modes); i++) {
+        job.mode = (gm_job_mode_t)modes[i];
+        err[0] = '\0';
+        if (gm_job_encode(&job, &buf, &len, err) != -1) fail_msg("mode %d encoded", modes[i]);
+        assert_err_has(err, "mode");
+    }
+    job.mode = GM_MODE_SUMMARISE;
+
+    const int roles[] = {0, 12, -1};
+    for (size_t i = 0; i < NITEMS(roles); i++) {
+        job.outputs[3].role = (gm_output_role_t)roles[i];
+        err[0] = '\0';
+        if (gm_job_encode(&job, &buf, &len, err) != -1) fail_msg("role %d encoded", roles[i]);
+        assert_err_has(err, "confusion");
+    }
+    job.outputs[3].role = GM_ROLE_CONFUSION;
+    job.outputs[2].dtype = GM_DT_NONE;
+    assert_int_equal(gm_job_encode(&job, &buf, &len, err), -1);
+    assert_err_has(err, "entropy");
+    job.outputs[2].dtype = GM_DT_F32;
+    assert_int_equal(gm_job_encode(&job, &buf, &len, err), 0);
+    free(buf);
+
+    job.mode = GM_MODE_TRAIN;
+    free(job.outputs);
+    job.outputs = NULL;
+    job.noutputs = 0;
+    assert_int_equal(gm_job_encode(&job, &buf, &len, err), 0);
+    free(buf);
     gm_job_clear(&job);
 }
 
@@ -897,11 +1479,14 @@ static void f_4(msgpack_packer *pk) { msgpack_pack_double(pk, 4.0); }
 static void s_4(msgpack_packer *pk) { pstr(pk, "4"); }
 static void nil(msgpack_packer *pk) { msgpack_pack_nil(pk); }
 static void true_(msgpack_packer *pk) { msgpack_pack_true(pk); }
+static void u_4096(msgpack_packer *pk) { msgpack_pack_uint16(pk, 4096); }
+static void u64_max(msgpack_packer *pk) { msgpack_pack_uint64(pk, UINT64_MAX); }
 
 /* Unsigned keys refuse negative, float, string, nil and boolean values and values out of their range. */
 static void test_decode_rejects_numbers(void **state) {
     (void)state;
-    const char *uint_keys[] = {"id", "xsize", "ysize", "bands", "bw", "bh", "tile", "nclass"};
+    const char *uint_keys[] = {"id",    "xsize", "ysize",      "bands",  "bw",  "bh",
+                               "tile",  "nclass", "nprob",     "iterations", "rounds", "seed"};
     const pack_fn wrong_type[] = {i_neg1, f_4, s_4, nil, true_};
     char needle[32];
     for (size_t k = 0; k < NITEMS(uint_keys); k++) {
@@ -926,9 +1511,26 @@ static void test_decode_rejects_numbers(void **state) {
     /* Tiles are multiples of 16 from 16 up. */
     expect_job_reject(NULL, "tile", u_8, "\"tile\"");
     expect_job_reject(NULL, "tile", u_17, "\"tile\"");
-    /* "probabilities" is a boolean. */
+    expect_job_reject(NULL, "nprob", u_65536, "\"nprob\"");
+    expect_job_reject(NULL, "iterations", u_4097, "\"iterations\""); /* one model per iteration, 4096 at most */
+    /* "probabilities" and "realisations" are booleans. */
     expect_job_reject(NULL, "probabilities", u_1, "\"probabilities\"");
     expect_job_reject(NULL, "probabilities", nil, "\"probabilities\"");
+    expect_job_reject(NULL, "realisations", u_1, "\"realisations\"");
+    expect_job_reject(NULL, "realisations", nil, "\"realisations\"");
+    expect_job_reject(NULL, "realisations", s_4, "\"realisations\"");
+
+    /* The limits themselves decode: 4096 iterations, the largest seed. */
+    const job_edit_t edges[] = {{"iterations", u_4096}, {"seed", u64_max}};
+    size_t len;
+    void *buf = build_job_edits(NULL, edges, NITEMS(edges), &len);
+    gm_job_t job;
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("iterations 4096, seed 2^64-1: %s", err);
+    free(buf);
+    assert_int_equal(job.iterations, 4096);
+    assert_true(job.seed == UINT64_MAX);
+    gm_job_clear(&job);
 }
 
 static void kind_cluster(msgpack_packer *pk) { pstr(pk, "cluster"); }
@@ -991,30 +1593,30 @@ static void test_decode_rejects_kind_and_strings(void **state) {
 }
 
 static void outputs_empty(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
-static void outputs_nine(msgpack_packer *pk) {
-    char name[8];
-    msgpack_pack_array(pk, 9);
-    for (int i = 0; i < 9; i++) {
+/* 'n' one-band f32 outputs named out0, out1, ... */
+static void outputs_n(msgpack_packer *pk, int n) {
+    char name[16];
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "out%d", i);
-        pack_output(pk, name, "f32", 1, 0.0);
+        pack_output(pk, name, "mean", 0, "f32", 1, 0.0);
     }
 }
-static void outputs_eight(msgpack_packer *pk) {
-    char name[8];
-    msgpack_pack_array(pk, 8);
-    for (int i = 0; i < 8; i++) {
-        snprintf(name, sizeof name, "out%d", i);
-        pack_output(pk, name, "f32", 1, 0.0);
-    }
-}
+/* GM_JOB_MAX_OUTPUTS = 4096 + 16 = 4112 outputs, and one more. */
+static void outputs_most(msgpack_packer *pk) { outputs_n(pk, 4112); }
+static void outputs_too_many(msgpack_packer *pk) { outputs_n(pk, 4113); }
 static void outputs_map(msgpack_packer *pk) { msgpack_pack_map(pk, 0); }
 /* A one-output array whose output is named 'name'. */
 static void outputs_named(msgpack_packer *pk, const char *name, size_t len) {
     msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 6);
     pstr(pk, "name");
     msgpack_pack_str(pk, len);
     msgpack_pack_str_body(pk, name, len);
+    pstr(pk, "role");
+    pstr(pk, "class");
+    pstr(pk, "model");
+    msgpack_pack_uint8(pk, 0);
     pstr(pk, "dt");
     pstr(pk, "u8");
     pstr(pk, "n");
@@ -1039,21 +1641,25 @@ static void output_not_map(msgpack_packer *pk) {
 }
 static void output_dt_f16(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
-    pack_output(pk, "class", "f16", 1, 0.0);
+    pack_output(pk, "class", "class", 0, "f16", 1, 0.0);
 }
 static void output_n_0(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
-    pack_output(pk, "class", "u8", 0, 255.0);
+    pack_output(pk, "class", "class", 0, "u8", 0, 255.0);
 }
 static void output_n_4097(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
-    pack_output(pk, "probability", "f32", 4097, 0.0);
+    pack_output(pk, "probability", "probability", 0, "f32", 4097, 0.0);
 }
 static void output_nodata_str(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 6);
     pstr(pk, "name");
     pstr(pk, "class");
+    pstr(pk, "role");
+    pstr(pk, "class");
+    pstr(pk, "model");
+    msgpack_pack_uint8(pk, 0);
     pstr(pk, "dt");
     pstr(pk, "u8");
     pstr(pk, "n");
@@ -1063,7 +1669,11 @@ static void output_nodata_str(msgpack_packer *pk) {
 }
 static void output_no_name(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 5);
+    pstr(pk, "role");
+    pstr(pk, "class");
+    pstr(pk, "model");
+    msgpack_pack_uint8(pk, 0);
     pstr(pk, "dt");
     pstr(pk, "u8");
     pstr(pk, "n");
@@ -1072,11 +1682,11 @@ static void output_no_name(msgpack_packer *pk) {
     msgpack_pack_double(pk, 255.0);
 }
 
-/* "outputs" holds 1 to 8 maps, each with a plain file stem as its name, a known type and 1+ bands. */
+/* "outputs" holds 1 to 4112 maps, each with a plain file stem as its name, a known type and 1+ bands. */
 static void test_decode_rejects_outputs(void **state) {
     (void)state;
     expect_job_reject(NULL, "outputs", outputs_empty, "\"outputs\"");
-    expect_job_reject(NULL, "outputs", outputs_nine, "\"outputs\"");
+    expect_job_reject(NULL, "outputs", outputs_too_many, "\"outputs\"");
     expect_job_reject(NULL, "outputs", outputs_map, "\"outputs\"");
     expect_job_reject(NULL, "outputs", nil, "\"outputs\"");
     expect_job_reject(NULL, "outputs", name_slash, "a/b");
@@ -1096,8 +1706,8 @@ static void test_decode_rejects_outputs(void **state) {
     expect_job_reject(NULL, "outputs", output_nodata_str, "\"nodata\"");
     expect_job_reject(NULL, "outputs", output_no_name, "\"name\"");
 
-    /* The limits themselves decode: 8 outputs, a 31-character name. */
-    const pack_fn fine[] = {outputs_eight, name_31};
+    /* The limits themselves decode: 4112 outputs, a 31-character name. */
+    const pack_fn fine[] = {outputs_most, name_31};
     for (size_t i = 0; i < NITEMS(fine); i++) {
         size_t len;
         void *buf = build_job(NULL, "outputs", fine[i], &len);
@@ -1176,6 +1786,479 @@ static void test_decode_rejects_models(void **state) {
     free(buf);
     assert_int_equal(job.nmodels, 4096);
     assert_int_equal(job.models[4095].size, 1);
+    gm_job_clear(&job);
+}
+
+/* ---- decode: modes, roles, quantiles, parameters ---- */
+
+static void mode_predict(msgpack_packer *pk) { pstr(pk, "predict"); }
+static void mode_train(msgpack_packer *pk) { pstr(pk, "train"); }
+static void mode_upper(msgpack_packer *pk) { pstr(pk, "Predict"); }
+static void mode_empty(msgpack_packer *pk) { pstr(pk, ""); }
+static void mode_training(msgpack_packer *pk) { pstr(pk, "training"); }
+static void mode_summarize(msgpack_packer *pk) { pstr(pk, "summarize"); }
+static void mode_apply(msgpack_packer *pk) { pstr(pk, "apply"); }
+static void mode_long(msgpack_packer *pk) { pstr(pk, "summarisesummarise"); }
+static void mode_nul(msgpack_packer *pk) {
+    msgpack_pack_str(pk, 8);
+    msgpack_pack_str_body(pk, "predict\0", 8);
+}
+
+/* "mode" is one of "predict", "train", "summarise", spelt exactly. */
+static void test_decode_rejects_mode(void **state) {
+    (void)state;
+    const pack_fn bad[] = {mode_upper, mode_empty, mode_training, mode_summarize, mode_apply, mode_long,
+                           mode_nul,   u_1,        u_2,           nil,            true_};
+    for (size_t i = 0; i < NITEMS(bad); i++) expect_job_reject(NULL, "mode", bad[i], "\"mode\"");
+    expect_job_reject("mode", NULL, NULL, "\"mode\"");
+}
+
+/* One output map: 'role' packed as 'rlen' bytes, model index 'model' (negative: packed as that negative
+ * integer), no "role" key when 'role' is NULL, no "model" key when 'with_model' is 0. */
+static void pack_output_role(msgpack_packer *pk, const char *name, const char *role, size_t rlen, int with_model,
+                             int64_t model) {
+    msgpack_pack_map(pk, 4 + (role ? 1 : 0) + (with_model ? 1 : 0));
+    pstr(pk, "name");
+    pstr(pk, name);
+    if (role) {
+        pstr(pk, "role");
+        msgpack_pack_str(pk, rlen);
+        msgpack_pack_str_body(pk, role, rlen);
+    }
+    if (with_model) {
+        pstr(pk, "model");
+        if (model < 0) msgpack_pack_int64(pk, model);
+        else msgpack_pack_uint64(pk, (uint64_t)model);
+    }
+    pstr(pk, "dt");
+    pstr(pk, "u8");
+    pstr(pk, "n");
+    msgpack_pack_uint8(pk, 1);
+    pstr(pk, "nodata");
+    msgpack_pack_double(pk, 255.0);
+}
+/* The reference summary's class output, then one output with the given role and model. */
+static void outputs_with(msgpack_packer *pk, const char *role, size_t rlen, int with_model, int64_t model) {
+    msgpack_pack_array(pk, 2);
+    pack_output(pk, "class", "class", 0, "u8", 1, 255.0);
+    pack_output_role(pk, "realisation-002", role, rlen, with_model, model);
+}
+#define ROLE(s) (s), sizeof(s) - 1
+static void role_us(msgpack_packer *pk) { outputs_with(pk, ROLE("realization"), 1, 0); }
+static void role_upper(msgpack_packer *pk) { outputs_with(pk, ROLE("Class"), 1, 0); }
+static void role_empty(msgpack_packer *pk) { outputs_with(pk, ROLE(""), 1, 0); }
+static void role_plural(msgpack_packer *pk) { outputs_with(pk, ROLE("realisations"), 1, 0); }
+static void role_prefix(msgpack_packer *pk) { outputs_with(pk, ROLE("nprob"), 1, 0); }
+static void role_mode(msgpack_packer *pk) { outputs_with(pk, ROLE("predict"), 1, 0); }
+static void role_quantiles(msgpack_packer *pk) { outputs_with(pk, ROLE("quantiles"), 1, 0); }
+static void role_nul(msgpack_packer *pk) { outputs_with(pk, ROLE("class\0"), 1, 0); }
+static void role_long(msgpack_packer *pk) { outputs_with(pk, ROLE("nprob_probabilitynprob_probability"), 1, 0); }
+static void role_missing(msgpack_packer *pk) { outputs_with(pk, NULL, 0, 1, 0); }
+static void role_number(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 6);
+    pstr(pk, "name");
+    pstr(pk, "class");
+    pstr(pk, "role");
+    msgpack_pack_uint8(pk, 2);
+    pstr(pk, "model");
+    msgpack_pack_uint8(pk, 0);
+    pstr(pk, "dt");
+    pstr(pk, "u8");
+    pstr(pk, "n");
+    msgpack_pack_uint8(pk, 1);
+    pstr(pk, "nodata");
+    msgpack_pack_double(pk, 255.0);
+}
+static void model_missing(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 0, 0); }
+static void model_negative(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, -1); }
+static void model_4096(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 4096); }
+static void model_2p32(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, (int64_t)1 << 32); }
+/* The reference has 2 models, 0 and 1: a realisation of model 2 or 4095 shows a model the job lacks. */
+static void model_2(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 2); }
+static void model_4095(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 4095); }
+static void model_1(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 1); }
+static void model_0(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 0); }
+/* Every role name, one output each, in the order gm_job.h lists them. */
+static void roles_all(msgpack_packer *pk) {
+    static const char *names[] = {"prediction", "class", "probability", "entropy", "confusion", "nprob_class",
+                                  "nprob_probability", "mean", "sd", "quantile", "realisation"};
+    char name[16];
+    msgpack_pack_array(pk, NITEMS(names));
+    for (size_t i = 0; i < NITEMS(names); i++) {
+        snprintf(name, sizeof name, "out%zu", i);
+        pack_output(pk, name, names[i], i == 10 ? 1 : 0, "f32", 1, 0.0);
+    }
+}
+
+/* Each output has a known "role" string and a "model" index; a realisation shows one of the job's models. */
+static void test_decode_rejects_roles(void **state) {
+    (void)state;
+    const pack_fn unknown[] = {role_us, role_upper, role_empty, role_plural, role_prefix, role_mode, role_quantiles};
+    for (size_t i = 0; i < NITEMS(unknown); i++) {
+        expect_job_reject(NULL, "outputs", unknown[i], "role");
+        expect_job_reject(NULL, "outputs", unknown[i], "realisation-002");
+    }
+    expect_job_reject(NULL, "outputs", role_nul, "\"role\"");
+    expect_job_reject(NULL, "outputs", role_long, "\"role\"");
+    expect_job_reject(NULL, "outputs", role_missing, "\"role\"");
+    expect_job_reject(NULL, "outputs", role_number, "\"role\"");
+
+    expect_job_reject(NULL, "outputs", model_missing, "\"model\"");
+    expect_job_reject(NULL, "outputs", model_negative, "\"model\"");
+    expect_job_reject(NULL, "outputs", model_4096, "\"model\"");
+    expect_job_reject(NULL, "outputs", model_2p32, "\"model\"");
+    expect_job_reject(NULL, "outputs", model_2, "realisation-002");
+    expect_job_reject(NULL, "outputs", model_2, "model 2");
+    expect_job_reject(NULL, "outputs", model_4095, "model 4095");
+
+    /* Realisations of model 0 and model 1 (the last) decode; so does one output of every role. */
+    const pack_fn fine[] = {model_0, model_1, roles_all};
+    for (size_t i = 0; i < NITEMS(fine); i++) {
+        size_t len;
+        void *buf = build_job(NULL, "outputs", fine[i], &len);
+        gm_job_t job;
+        char err[GM_ERR_LEN] = "";
+        if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("outputs case %zu: %s", i, err);
+        free(buf);
+        if (i < 2) {
+            assert_int_equal(job.noutputs, 2);
+            assert_output(&job.outputs[1], "realisation-002", GM_ROLE_REALISATION, (uint32_t)i, GM_DT_U8, 1, 255.0);
+        } else {
+            assert_int_equal(job.noutputs, 11);
+            static const gm_output_role_t want[] = {
+                GM_ROLE_PREDICTION, GM_ROLE_CLASS,      GM_ROLE_PROBABILITY, GM_ROLE_ENTROPY,
+                GM_ROLE_CONFUSION,  GM_ROLE_NPROB_CLASS, GM_ROLE_NPROB_PROB, GM_ROLE_MEAN,
+                GM_ROLE_SD,         GM_ROLE_QUANTILE,    GM_ROLE_REALISATION};
+            for (uint32_t o = 0; o < 11; o++)
+                if (job.outputs[o].role != want[o]) fail_msg("output %u: role %d, expected %d", o, (int)job.outputs[o].role, (int)want[o]);
+            assert_int_equal(job.outputs[10].model, 1);
+        }
+        gm_job_clear(&job);
+    }
+}
+
+/* Quantile lists for the rejection and acceptance tests. */
+static void q_below(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, -0.01);
+}
+static void q_above(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, 1.01);
+}
+static void q_second_above(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_double(pk, 0.5);
+    msgpack_pack_double(pk, 1.5);
+}
+static void q_uint2(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_uint8(pk, 2);
+}
+static void q_neg1(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int8(pk, -1);
+}
+static void q_nan(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, NAN);
+}
+static void q_nan_f32(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_float(pk, NAN);
+}
+static void q_inf(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, INFINITY);
+}
+static void q_neg_inf(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, -INFINITY);
+}
+static void q_string(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pstr(pk, "0.5");
+}
+static void q_nil(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_nil(pk);
+}
+static void q_bool(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_true(pk);
+}
+static void q_nested(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_double(pk, 0.5);
+}
+static void q_scalar(msgpack_packer *pk) { msgpack_pack_double(pk, 0.5); }
+static void q_map(msgpack_packer *pk) { msgpack_pack_map(pk, 0); }
+/* 'n' quantiles i/(n-1), 0 to 1. */
+static void q_n(msgpack_packer *pk, int n) {
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) msgpack_pack_double(pk, (double)i / (n - 1));
+}
+static void q_32(msgpack_packer *pk) { q_n(pk, 32); }
+static void q_33(msgpack_packer *pk) { q_n(pk, 33); }
+/* The edges, as msgpack integers and as floats: 0, 1, 0.0, 1.0, and 0.25 as a float32. */
+static void q_edges(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, 0);
+    msgpack_pack_uint8(pk, 1);
+    msgpack_pack_double(pk, 0.0);
+    msgpack_pack_double(pk, 1.0);
+    msgpack_pack_float(pk, 0.25f);
+}
+
+/* "quantiles" is an array of at most 32 numbers, each in [0, 1]. */
+static void test_decode_rejects_quantiles(void **state) {
+    (void)state;
+    const pack_fn bad[] = {q_below, q_above, q_second_above, q_uint2, q_neg1,   q_nan,    q_nan_f32, q_inf,
+                           q_neg_inf, q_string, q_nil,       q_bool,  q_nested, q_scalar, q_map,     nil, q_33};
+    for (size_t i = 0; i < NITEMS(bad); i++) expect_job_reject(NULL, "quantiles", bad[i], "\"quantiles\"");
+    expect_job_reject(NULL, "quantiles", q_second_above, "item 1");
+
+    size_t len;
+    void *buf = build_job(NULL, "quantiles", q_edges, &len);
+    gm_job_t job;
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("quantiles 0, 1, 0.0, 1.0, 0.25f: %s", err);
+    free(buf);
+    assert_int_equal(job.nquantiles, 5);
+    static const double want[5] = {0.0, 1.0, 0.0, 1.0, 0.25};
+    for (int i = 0; i < 5; i++)
+        if (job.quantiles[i] != want[i]) fail_msg("quantile %d: %.17g, expected %.17g", i, job.quantiles[i], want[i]);
+    gm_job_clear(&job);
+
+    buf = build_job(NULL, "quantiles", q_32, &len);
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("32 quantiles: %s", err);
+    free(buf);
+    assert_int_equal(job.nquantiles, 32);
+    assert_true(job.quantiles[0] == 0.0 && job.quantiles[31] == 1.0);
+    gm_job_clear(&job);
+}
+
+/* Parameter lists for the rejection and acceptance tests. */
+static void pair(msgpack_packer *pk, const char *key, const char *value) {
+    msgpack_pack_array(pk, 2);
+    pstr(pk, key);
+    pstr(pk, value);
+}
+static void p_map(msgpack_packer *pk) {
+    msgpack_pack_map(pk, 1);
+    pstr(pk, "eta");
+    pstr(pk, "0.1");
+}
+static void p_string(msgpack_packer *pk) { pstr(pk, "eta=0.1"); }
+static void p_flat(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "eta");
+    pstr(pk, "0.1");
+}
+static void p_one(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 1);
+    pstr(pk, "eta");
+}
+static void p_three(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 3);
+    pstr(pk, "eta");
+    pstr(pk, "0.1");
+    pstr(pk, "x");
+}
+static void p_empty_pair(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 0);
+}
+static void p_value_number(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "eta");
+    msgpack_pack_double(pk, 0.1);
+}
+static void p_key_number(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint8(pk, 1);
+    pstr(pk, "0.1");
+}
+static void p_value_nil(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "eta");
+    msgpack_pack_nil(pk);
+}
+static void p_pair_map(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    p_map(pk);
+}
+static void p_second_bad(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 2);
+    pair(pk, "eta", "0.1");
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "max_depth");
+    msgpack_pack_uint8(pk, 6);
+}
+/* 48-byte keys and values do not fit the 48-byte fields with their NUL; 47 do. */
+#define S47 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstu"
+#define S48 S47 "v"
+_Static_assert(sizeof S47 == 48 && sizeof S48 == 49, "47 and 48 characters");
+static void p_key48(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pair(pk, S48, "1");
+}
+static void p_value48(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pair(pk, "eta", S48);
+}
+static void p_47(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pair(pk, S47, S47);
+}
+static void p_key_nul(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_str(pk, 4);
+    msgpack_pack_str_body(pk, "et\0a", 4);
+    pstr(pk, "0.1");
+}
+static void p_value_nul(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_array(pk, 2);
+    pstr(pk, "eta");
+    msgpack_pack_str(pk, 4);
+    msgpack_pack_str_body(pk, "0.1\0", 4);
+}
+/* 'n' pairs key0=0, key1=1, ... */
+static void p_n(msgpack_packer *pk, int n) {
+    char key[16], value[16];
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "key%d", i);
+        snprintf(value, sizeof value, "%d", i);
+        pair(pk, key, value);
+    }
+}
+static void p_64(msgpack_packer *pk) { p_n(pk, 64); }
+static void p_65(msgpack_packer *pk) { p_n(pk, 65); }
+
+/* "params" is an array of at most 64 [key, value] pairs of NUL-free strings of at most 47 bytes. */
+static void test_decode_rejects_params(void **state) {
+    (void)state;
+    const pack_fn bad[] = {p_map,       p_string,     p_flat,       p_one,       p_three,   p_empty_pair,
+                           p_value_number, p_key_number, p_value_nil, p_pair_map, p_second_bad, p_key48,
+                           p_value48,   p_key_nul,    p_value_nul,  p_65,        nil,        u_1};
+    for (size_t i = 0; i < NITEMS(bad); i++) expect_job_reject(NULL, "params", bad[i], "\"params\"");
+    expect_job_reject(NULL, "params", p_second_bad, "item 1");
+    expect_job_reject(NULL, "params", p_key_nul, "NUL");
+
+    size_t len;
+    void *buf = build_job(NULL, "params", p_47, &len);
+    gm_job_t job;
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("47-byte key and value: %s", err);
+    free(buf);
+    assert_int_equal(job.nparams, 1);
+    assert_string_equal(job.params[0].key, S47);
+    assert_string_equal(job.params[0].value, S47);
+    gm_job_clear(&job);
+
+    buf = build_job(NULL, "params", p_64, &len);
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("64 parameters: %s", err);
+    free(buf);
+    assert_int_equal(job.nparams, 64);
+    assert_string_equal(job.params[63].key, "key63");
+    assert_string_equal(job.params[63].value, "63");
+    gm_job_clear(&job);
+}
+
+static void outputs_prediction(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pack_output(pk, "prediction", "prediction", 0, "f32", 1, F32_LOWEST);
+}
+static void models_one(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pack_model(pk, "json", MODEL0_SIZE);
+}
+static void false_(msgpack_packer *pk) { msgpack_pack_false(pk); }
+static void kind_reg(msgpack_packer *pk) { pstr(pk, "regression"); }
+static void u_10(msgpack_packer *pk) { msgpack_pack_uint8(pk, 10); }
+static void u_50(msgpack_packer *pk) { msgpack_pack_uint8(pk, 50); }
+static void seed_high(msgpack_packer *pk) { msgpack_pack_uint64(pk, 0x8000000000000001ULL); }
+static void params_two(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 2);
+    pair(pk, "eta", "0.1");
+    pair(pk, "max_depth", "6");
+}
+
+/* Predict and summarise jobs need at least one model and one output; a training job has neither. */
+static void test_decode_models_per_mode(void **state) {
+    (void)state;
+    /* A regression prediction with its one output but no model. */
+    enum { E_OUTPUTS = 5, E_MODELS = 6 };
+    job_edit_t edits[] = {{"mode", mode_predict}, {"kind", kind_reg},      {"nclass", u_0},
+                          {"nprob", u_0},         {"realisations", false_}, {"outputs", outputs_prediction},
+                          {"models", models_empty}};
+    size_t len;
+    gm_job_t job;
+    char err[GM_ERR_LEN] = "";
+    void *buf = build_job_edits(NULL, edits, NITEMS(edits), &len);
+    memset(&job, 0x5A, sizeof job);
+    assert_int_equal(gm_job_decode(buf, len, &job, err), -1);
+    free(buf);
+    assert_err_has(err, "\"models\"");
+    assert_job_cleared(&job);
+
+    /* The same prediction with one model decodes. */
+    edits[E_MODELS].pack = models_one;
+    buf = build_job_edits(NULL, edits, NITEMS(edits), &len);
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("prediction with one model: %s", err);
+    free(buf);
+    assert_int_equal(job.mode, GM_MODE_PREDICT);
+    assert_int_equal(job.nmodels, 1);
+    assert_int_equal(job.noutputs, 1);
+    assert_output(&job.outputs[0], "prediction", GM_ROLE_PREDICTION, 0, GM_DT_F32, 1, F32_LOWEST);
+    gm_job_clear(&job);
+
+    /* ... and without outputs it is refused. */
+    edits[E_OUTPUTS].pack = outputs_empty;
+    buf = build_job_edits(NULL, edits, NITEMS(edits), &len);
+    memset(&job, 0x5A, sizeof job);
+    assert_int_equal(gm_job_decode(buf, len, &job, err), -1);
+    free(buf);
+    assert_err_has(err, "\"outputs\"");
+    assert_job_cleared(&job);
+
+    /* The reference summary without models, or without outputs, is refused. */
+    expect_job_reject(NULL, "models", models_empty, "\"models\"");
+    expect_job_reject(NULL, "outputs", outputs_empty, "\"outputs\"");
+
+    /* A training job, packed by hand: no outputs, no models, its iterations, rounds, seed and parameters. */
+    const job_edit_t train[] = {{"mode", mode_train},   {"nprob", u_0},           {"realisations", false_},
+                                {"iterations", u_10},   {"rounds", u_50},         {"seed", seed_high},
+                                {"params", params_two}, {"outputs", outputs_empty}, {"models", models_empty}};
+    buf = build_job_edits(NULL, train, NITEMS(train), &len);
+    memset(&job, 0x5A, sizeof job);
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("training job: %s", err);
+    free(buf);
+    assert_int_equal(job.mode, GM_MODE_TRAIN);
+    assert_int_equal(job.iterations, 10);
+    assert_int_equal(job.rounds, 50);
+    assert_true(job.seed == 0x8000000000000001ULL);
+    assert_int_equal(job.nparams, 2);
+    assert_string_equal(job.params[0].key, "eta");
+    assert_string_equal(job.params[0].value, "0.1");
+    assert_string_equal(job.params[1].key, "max_depth");
+    assert_string_equal(job.params[1].value, "6");
+    assert_int_equal(job.noutputs, 0);
+    assert_null(job.outputs);
+    assert_int_equal(job.nmodels, 0);
+    assert_null(job.models);
+    assert_int_equal(job.kind, GM_KIND_CLASSIFICATION);
+    assert_int_equal(job.nclass, 5);
     gm_job_clear(&job);
 }
 
@@ -1287,9 +2370,15 @@ static void test_hello_msg(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_classification),
-        cmocka_unit_test(test_plan_regression),
+        cmocka_unit_test(test_plan_predict_classification),
+        cmocka_unit_test(test_plan_predict_regression),
         cmocka_unit_test(test_plan_nclass),
+        cmocka_unit_test(test_plan_summarise_classification),
+        cmocka_unit_test(test_plan_summarise_regression),
+        cmocka_unit_test(test_plan_realisation_names),
+        cmocka_unit_test(test_plan_train),
+        cmocka_unit_test(test_plan_unknown_mode),
+        cmocka_unit_test(test_iteration_width),
         cmocka_unit_test(test_output_bytes),
         cmocka_unit_test(test_block_plan),
         cmocka_unit_test(test_blocks_per_strip),
@@ -1297,6 +2386,9 @@ int main(void) {
         cmocka_unit_test(test_model_format),
         cmocka_unit_test(test_compute_id),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_predict_classification),
+        cmocka_unit_test(test_round_trip_train),
+        cmocka_unit_test(test_round_trip_summarise),
         cmocka_unit_test(test_encode_rejects),
         cmocka_unit_test(test_decode_hand_built),
         cmocka_unit_test(test_attach_model),
@@ -1307,6 +2399,11 @@ int main(void) {
         cmocka_unit_test(test_decode_rejects_kind_and_strings),
         cmocka_unit_test(test_decode_rejects_outputs),
         cmocka_unit_test(test_decode_rejects_models),
+        cmocka_unit_test(test_decode_rejects_mode),
+        cmocka_unit_test(test_decode_rejects_roles),
+        cmocka_unit_test(test_decode_rejects_quantiles),
+        cmocka_unit_test(test_decode_rejects_params),
+        cmocka_unit_test(test_decode_models_per_mode),
         cmocka_unit_test(test_decode_rejects_too_many_blocks),
         cmocka_unit_test(test_from_msg),
         cmocka_unit_test(test_hello_msg),

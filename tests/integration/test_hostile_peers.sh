@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# test_hostile_peers.sh -- garbage, truncated, oversized, wrong-version and out-of-range messages sent to
+# every endpoint of a running job are logged and dropped: no crash, no hang, and the outputs are the same
+# bytes as an undisturbed run.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+gm_require_build
+D=$T/data
+make_data "$D"
+covs=("$D/cov_a.tif" "$D/cov_b.tif" "$D/cov_c.tif")
+
+check "undisturbed reference run"
+run_gridmill reference predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities \
+  --out "$T/reference" --workers 2 --block-size 64
+expect_success reference
+
+check "attacked run: every endpoint gets bad messages mid-run"
+export GRIDMILL_DEBUG_DELAY_MS=100
+"$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/attacked" \
+  --workers 2 --block-size 64 >"$GM_LOGS/attacked.out" 2>"$GM_LOGS/attacked.err" &
+sup=$!
+GM_BG_PIDS+=("$sup")
+reader=""
+for _ in $(seq 100); do
+  reader=$(gm_tagged_pids gridmill-reader | head -n 1)
+  [ -n "$reader" ] && break
+  sleep 0.1
+done
+[ -n "$reader" ] || fail "no gridmill-reader appeared"
+# The endpoints are on the reader's command line.
+mapfile -d '' argv <"/proc/$reader/cmdline"
+endpoint() {
+  local i
+  for ((i = 0; i < ${#argv[@]} - 1; i++)); do
+    [ "${argv[$i]}" = "$1" ] && { echo "${argv[$((i + 1))]}"; return; }
+  done
+}
+control=$(endpoint --control)
+acks=$(endpoint --acks)
+results=$(endpoint --results)
+sleep 0.5
+"$PYTHON" "$GM_ORACLES/hostile.py" "$control" "$acks" "$results" || fail "the control endpoint stopped serving"
+gm_wait_gone "$sup" 120 || fail "the attacked run did not finish within 120 s"
+rc=0
+wait "$sup" || rc=$?
+[ "$rc" -eq 0 ] || { gm_stderr_tail attacked >&2; fail "the attacked run exited $rc"; }
+ok "attacked run completed"
+for f in class.tif probability.tif; do
+  cmp "$T/reference/$f" "$T/attacked/$f" >&2 || fail "$f differs from the undisturbed run"
+done
+ok "outputs byte-identical to the undisturbed run"
+n=$(grep -cE "dropped|refused" "$GM_LOGS/attacked.err" || true)
+[ "$n" -ge 10 ] || fail "only $n dropped-message lines logged"
+ok "$n dropped-message lines logged, e.g.: $(grep -m1 -E 'dropped' "$GM_LOGS/attacked.err" | cut -c1-160)"
+if grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T|^gridmill: ' "$GM_LOGS/attacked.err" | grep -q .; then
+  grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T|^gridmill: ' "$GM_LOGS/attacked.err" | head -5 >&2
+  fail "log lines broken by peer text (above)"
+fi
+ok "every log line well-formed"
+assert_no_stages attacked

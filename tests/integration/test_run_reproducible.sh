@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test_run_reproducible.sh -- `gridmill run` with one seed writes the same bytes whatever the worker count
+# (summaries, realisations, samples, models); another seed draws other samples; the prediction pass reads each
+# covariate block once, for 1 iteration as for 20.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BLOCKS=4  # 400x300 pixels in the default 256x256 blocks: 2 x 2
+
+gm_require_build
+D=$T/data
+"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >"$GM_LOGS/make_run_data.log" 2>&1 ||
+  fail "make_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
+
+# oracle NAME SCRIPT ARGS...: runs tests/oracles/SCRIPT, fails with its report unless it exits 0.
+oracle() {
+  local name=$1 script=$2
+  shift 2
+  if ! "$PYTHON" "$GM_ORACLES/$script" "$@" >"$GM_LOGS/$name.oracle" 2>&1; then
+    sed 's/^/   | /' "$GM_LOGS/$name.oracle" >&2
+    fail "$name: $script found problems"
+  fi
+  ok "$(tail -n 1 "$GM_LOGS/$name.oracle")"
+}
+
+# expect_block_reads NAME BLOCKS: fails unless run NAME's reader read each of BLOCKS covariate blocks once.
+expect_block_reads() {
+  local line nblocks nreads
+  line=$(grep -m1 'covariate block reads:' "$GM_LOGS/$1.err" || true)
+  [ -n "$line" ] || fail "$1: stderr has no 'covariate block reads:' line"
+  read -r nblocks nreads < <(sed -E 's/.*covariate block reads: *([0-9]+) blocks read ([0-9]+) times.*/\1 \2/' \
+    <<<"$line")
+  [[ $nblocks =~ ^[0-9]+$ && $nreads =~ ^[0-9]+$ ]] || fail "$1: cannot parse '$line'"
+  [ "$nblocks" -eq "$2" ] || fail "$1: $nblocks covariate blocks, expected $2: $line"
+  [ "$nreads" -eq "$nblocks" ] ||
+    fail "$1: $nblocks blocks read $nreads times in the prediction pass, expected once each"
+  ok "$1: $nblocks blocks read $nreads times in the prediction pass"
+}
+
+# run NAME ITERATIONS OPTIONS...: runs plain mode into $T/NAME and fails unless it succeeds.
+run() {
+  local name=$1 iterations=$2
+  shift 2
+  run_gridmill "$name" run --polygons "$D/polygons.gpkg" --class-field soil --covariates "${covs[@]}" \
+    --out "$T/$name" --iterations "$iterations" --samples-per-polygon 15 "$@"
+  expect_success "$name"
+  assert_no_stages "$name"
+}
+
+# files NAME: lists the files of run NAME's folder, relative to it, sorted.
+files() { (cd "$T/$1" && find . -type f | LC_ALL=C sort); }
+
+check "--seed 5 with 1 and 4 workers: every file byte-identical"
+run seed5_w1 6 --seed 5 --workers 1 --realisations --nprob 2
+run seed5_w4 6 --seed 5 --workers 4 --realisations --nprob 2
+[ "$(files seed5_w1)" = "$(files seed5_w4)" ] ||
+  fail "the two runs wrote different files: $(diff <(files seed5_w1) <(files seed5_w4) | tr '\n' ' ')"
+n=0
+while read -r f; do
+  cmp "$T/seed5_w1/$f" "$T/seed5_w4/$f" >&2 || fail "seed5_w4/$f differs from seed5_w1/$f"
+  n=$((n + 1))
+done < <(files seed5_w1)
+for want in ./probability.tif ./class.tif ./entropy.tif ./confusion.tif ./nprob_class.tif ./classes.csv \
+  ./realisation-006.tif ./samples/iter-006.csv ./models/iter-006.json; do
+  grep -qxF "$want" <(files seed5_w1) || fail "seed5_w1: $want missing"
+done
+ok "$n files byte-identical (summaries, realisations, samples/iter-*.csv, models/iter-*.json)"
+oracle seed5_summaries check_run.py "$T/seed5_w1" --nprob 2 --iterations 6 --covariates "${covs[@]}"
+
+check "--seed 6: other samples (every table differs), still valid"
+run seed6 6 --seed 6 --workers 2
+for k in 001 002 003 004 005 006; do
+  if cmp -s "$T/seed5_w1/samples/iter-$k.csv" "$T/seed6/samples/iter-$k.csv"; then
+    fail "samples/iter-$k.csv is the same with --seed 5 and --seed 6"
+  fi
+done
+ok "all 6 sample tables differ between --seed 5 and --seed 6"
+if cmp -s "$T/seed5_w1/probability.tif" "$T/seed6/probability.tif"; then
+  fail "probability.tif is the same with --seed 5 and --seed 6"
+fi
+ok "probability.tif differs between --seed 5 and --seed 6"
+oracle seed6_samples check_samples.py "$T/seed6" --polygons "$D/polygons.gpkg" --covariates "${covs[@]}" \
+  --class-field soil --samples-per-polygon 15 --gdal-points 5
+
+check "the prediction pass reads each covariate block once, for --iterations 1 and --iterations 20"
+run iter1 1 --seed 3 --workers 2
+expect_block_reads iter1 "$BLOCKS"
+oracle iter1_summaries check_run.py "$T/iter1" --iterations 1 --covariates "${covs[@]}"
+run iter20 20 --seed 3 --workers 2
+expect_block_reads iter20 "$BLOCKS"
+oracle iter20_summaries check_run.py "$T/iter20" --iterations 20 --covariates "${covs[@]}"
