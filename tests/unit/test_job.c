@@ -1,6 +1,6 @@
 /* test_job.c -- unit tests of the job description (gm_job.h): output plans of every mode, block plan, id,
  * the "job" header's round trip for predict, train and summarise jobs, model attachment, and the rejection of
- * malformed job headers.
+ * malformed job headers and of jobs whose outputs or models are not what their own options plan.
  *
  * The reference job is a 300 x 217 grid of 4 covariates in 128 x 128 blocks whose 2 classification models
  * (5 classes) are summarised with the 2 most probable classes and one realisation per model. Every expected
@@ -180,11 +180,11 @@ static void assert_job_cleared(const gm_job_t *job) {
     assert_memory_equal(job, &zero, sizeof zero);
 }
 
-/* Encodes 'in' and decodes an exact-size copy of the frame into 'out'. */
-static void job_round_trip(const gm_job_t *in, gm_job_t *out) {
+/* Encodes 'in' and decodes an exact-size copy of the frame into 'out'. Returns what gm_job_decode returns,
+ * with its error in 'err'. */
+static int encode_decode(const gm_job_t *in, gm_job_t *out, char *err) {
     void *buf = NULL;
     size_t len = 0;
-    char err[GM_ERR_LEN] = "";
     if (gm_job_encode(in, &buf, &len, err) != 0) fail_msg("encode: %s", err);
     assert_true(len > 0 && len <= GM_WIRE_MAX_HEADER);
     void *exact = copy_bytes(buf, len);
@@ -192,7 +192,27 @@ static void job_round_trip(const gm_job_t *in, gm_job_t *out) {
     memset(out, 0x5A, sizeof *out);
     int rc = gm_job_decode(exact, len, out, err);
     free(exact);
-    if (rc != 0) fail_msg("decode: %s", err);
+    return rc;
+}
+
+/* Encodes 'in' and decodes the frame into 'out', failing the test if the decoder refuses it. */
+static void job_round_trip(const gm_job_t *in, gm_job_t *out) {
+    char err[GM_ERR_LEN] = "";
+    if (encode_decode(in, out, err) != 0) fail_msg("decode: %s", err);
+}
+
+/* Encodes 'in' (the encoder does not check the plan) and asserts that the decoder refuses the frame, mentions
+ * 'needle' and 'also' (unless NULL), and leaves the job cleared. */
+static void expect_encoded_reject(const gm_job_t *in, const char *needle, const char *also) {
+    char err[GM_ERR_LEN] = "";
+    gm_job_t got;
+    if (encode_decode(in, &got, err) != -1) {
+        gm_job_clear(&got);
+        fail_msg("an inconsistent job decoded; expected a refusal mentioning '%s'", needle);
+    }
+    assert_err_has(err, needle);
+    if (also) assert_err_has(err, also);
+    assert_job_cleared(&got);
 }
 
 /* ---- hand-built job headers ---- */
@@ -258,17 +278,44 @@ static void iterations_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
 static void rounds_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
 static void seed_ref(msgpack_packer *pk) { msgpack_pack_uint8(pk, 0); }
 static void params_ref(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
-static void outputs_ref(msgpack_packer *pk) {
-    msgpack_pack_array(pk, 8);
-    pack_output(pk, "probability", "probability", 0, "f32", 5, F32_LOWEST);
-    pack_output(pk, "class", "class", 0, "u8", 1, 255.0);
-    pack_output(pk, "entropy", "entropy", 0, "f32", 1, F32_LOWEST);
-    pack_output(pk, "confusion", "confusion", 0, "f32", 1, F32_LOWEST);
-    pack_output(pk, "nprob_class", "nprob_class", 0, "u8", 2, 255.0);
-    pack_output(pk, "nprob_probability", "nprob_probability", 0, "f32", 2, F32_LOWEST);
-    pack_output(pk, "realisation-001", "realisation", 0, "u8", 1, 255.0);
-    pack_output(pk, "realisation-002", "realisation", 1, "u8", 1, 255.0);
+/* One output as packed by hand. */
+typedef struct {
+    const char *name, *role;
+    uint32_t model;
+    const char *dt;
+    uint32_t n;
+    double nodata;
+} out_spec_t;
+
+/* The reference summary's 8 outputs, as assert_reference_outputs lists them. */
+#define NREF_OUTPUTS 8
+static const out_spec_t REF_OUTPUTS[NREF_OUTPUTS] = {
+    {"probability", "probability", 0, "f32", 5, F32_LOWEST},
+    {"class", "class", 0, "u8", 1, 255.0},
+    {"entropy", "entropy", 0, "f32", 1, F32_LOWEST},
+    {"confusion", "confusion", 0, "f32", 1, F32_LOWEST},
+    {"nprob_class", "nprob_class", 0, "u8", 2, 255.0},
+    {"nprob_probability", "nprob_probability", 0, "f32", 2, F32_LOWEST},
+    {"realisation-001", "realisation", 0, "u8", 1, 255.0},
+    {"realisation-002", "realisation", 1, "u8", 1, 255.0},
+};
+
+/* Packs an array of 'n' outputs. */
+static void pack_outputs(msgpack_packer *pk, const out_spec_t *outs, size_t n) {
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        pack_output(pk, outs[i].name, outs[i].role, outs[i].model, outs[i].dt, outs[i].n, outs[i].nodata);
 }
+
+/* Packs the reference outputs with output 'at' replaced by 'o'. */
+static void pack_ref_outputs_with(msgpack_packer *pk, size_t at, out_spec_t o) {
+    out_spec_t outs[NREF_OUTPUTS];
+    memcpy(outs, REF_OUTPUTS, sizeof outs);
+    outs[at] = o;
+    pack_outputs(pk, outs, NREF_OUTPUTS);
+}
+
+static void outputs_ref(msgpack_packer *pk) { pack_outputs(pk, REF_OUTPUTS, NREF_OUTPUTS); }
 static void models_ref(msgpack_packer *pk) {
     msgpack_pack_array(pk, 2);
     pack_model(pk, "json", MODEL0_SIZE);
@@ -351,6 +398,36 @@ static void expect_job_reject(const char *skip, const char *key, pack_fn repl, c
     }
     assert_err_has(err, needle);
     assert_job_cleared(&job);
+}
+
+/* Asserts that the reference header with 'edits' is refused, mentions 'needle' and 'also' (unless NULL), and
+ * leaves the job cleared. */
+static void expect_edits_reject(const job_edit_t *edits, size_t nedits, const char *needle, const char *also) {
+    size_t len;
+    void *buf = build_job_edits(NULL, edits, nedits, &len);
+    gm_job_t job;
+    memset(&job, 0x5A, sizeof job);
+    char err[GM_ERR_LEN] = "";
+    int rc = gm_job_decode(buf, len, &job, err);
+    free(buf);
+    if (rc != -1) {
+        gm_job_clear(&job);
+        fail_msg("job header with %zu edits decoded; expected a refusal mentioning '%s'", nedits, needle);
+    }
+    assert_err_has(err, needle);
+    if (also) assert_err_has(err, also);
+    assert_job_cleared(&job);
+}
+
+/* Decodes the reference header with 'edits' into 'job', failing the test with the error if it is refused. */
+static void decode_edits(const job_edit_t *edits, size_t nedits, gm_job_t *job, const char *what) {
+    size_t len;
+    void *buf = build_job_edits(NULL, edits, nedits, &len);
+    char err[GM_ERR_LEN] = "";
+    memset(job, 0x5A, sizeof *job);
+    int rc = gm_job_decode(buf, len, job, err);
+    free(buf);
+    if (rc != 0) fail_msg("%s: %s", what, err);
 }
 
 /* ---- output plan ---- */
@@ -1048,7 +1125,8 @@ static void test_round_trip(void **state) {
     gm_job_clear(&job);
 }
 
-/* A classification prediction keeps its mode, "probabilities" flag and class/probability plan. */
+/* A classification prediction keeps its mode, "probabilities" flag, class/probability plan and one model; with
+ * the reference's 2 models the frame is refused, since a prediction applies exactly one. */
 static void test_round_trip_predict_classification(void **state) {
     (void)state;
     gm_job_t job;
@@ -1059,6 +1137,12 @@ static void test_round_trip_predict_classification(void **state) {
     job.probabilities = 1;
     job.nclass = 3;
     plan(&job);
+    expect_encoded_reject(&job, "one model", "not 2");
+
+    /* Model 1 dropped: model 0 (json, 14 bytes) alone. */
+    free(job.models[1].bytes);
+    job.models[1].bytes = NULL;
+    job.nmodels = 1;
     gm_job_t got;
     job_round_trip(&job, &got);
     assert_int_equal(got.mode, GM_MODE_PREDICT);
@@ -1070,7 +1154,9 @@ static void test_round_trip_predict_classification(void **state) {
     assert_int_equal(got.noutputs, 2);
     assert_output(&got.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
     assert_output(&got.outputs[1], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 3, F32_LOWEST);
-    assert_int_equal(got.nmodels, 2);
+    assert_int_equal(got.nmodels, 1);
+    assert_string_equal(got.models[0].format, "json");
+    assert_int_equal(got.models[0].size, 14);
     gm_job_clear(&got);
     gm_job_clear(&job);
 }
@@ -1197,13 +1283,28 @@ static void test_round_trip_summarise(void **state) {
     for (int m = 0; m < 3; m++) assert_int_equal(got.models[m].size, 5);
     gm_job_clear(&got);
 
-    /* Realisations not in model order keep their own indexes: the output, not its position, names the model. */
+    /* Realisation i shows model i - 1 and no other: realisation-001 showing model 2 (and realisation-003 model 0)
+     * is refused at output 3, the first that differs from the plan. */
     job.outputs[3].model = 2;
     job.outputs[5].model = 0;
-    job_round_trip(&job, &got);
-    assert_int_equal(got.outputs[3].model, 2);
-    assert_int_equal(got.outputs[4].model, 1);
-    assert_int_equal(got.outputs[5].model, 0);
+    expect_encoded_reject(&job, "output 3", "\"realisation-001\"");
+    job.outputs[3].model = 0;
+    job.outputs[5].model = 2;
+
+    /* Nor may the files come in another order: realisation-003 (model 2) first, then 002, then 001. */
+    const gm_output_t first = job.outputs[3];
+    job.outputs[3] = job.outputs[5];
+    job.outputs[5] = first;
+    expect_encoded_reject(&job, "output 3 (\"realisation-003\")", "\"realisation-001\"");
+    job.outputs[5] = job.outputs[3];
+    job.outputs[3] = first;
+
+    /* A "quantiles" file of 4 bands for 5 quantiles is refused, naming it. */
+    job.outputs[2].bands = 4;
+    expect_encoded_reject(&job, "output 2", "\"quantiles\"");
+    job.outputs[2].bands = 5;
+    job_round_trip(&job, &got); /* the restored plan decodes again */
+    assert_int_equal(got.outputs[5].model, 2);
     gm_job_clear(&got);
     gm_job_clear(&job);
 
@@ -1542,6 +1643,15 @@ static void kind_nul(msgpack_packer *pk) {
 }
 static void kind_long(msgpack_packer *pk) { pstr(pk, "classificationxx"); }
 static void kind_regression(msgpack_packer *pk) { pstr(pk, "regression"); }
+/* The reference's summary as a regression: mean, sd, then one f32 realisation per model (2). */
+#define NREG_OUTPUTS 4
+static const out_spec_t REG_OUTPUTS[NREG_OUTPUTS] = {
+    {"mean", "mean", 0, "f32", 1, F32_LOWEST},
+    {"sd", "sd", 0, "f32", 1, F32_LOWEST},
+    {"realisation-001", "realisation", 0, "f32", 1, F32_LOWEST},
+    {"realisation-002", "realisation", 1, "f32", 1, F32_LOWEST},
+};
+static void outputs_reg(msgpack_packer *pk) { pack_outputs(pk, REG_OUTPUTS, NREG_OUTPUTS); }
 static void crs_int(msgpack_packer *pk) { msgpack_pack_uint8(pk, 4); }
 static void crs_nul(msgpack_packer *pk) {
     msgpack_pack_str(pk, 9);
@@ -1571,16 +1681,21 @@ static void test_decode_rejects_kind_and_strings(void **state) {
     expect_job_reject(NULL, "nclass", u_1, "1 class");
     expect_job_reject(NULL, "nclass", u_0, "classification");
 
-    /* A regression may carry nclass 0 (the encoder writes it). */
-    const job_edit_t reg[] = {{"kind", kind_regression}, {"nclass", u_0}};
-    size_t len;
-    void *buf = build_job_edits(NULL, reg, NITEMS(reg), &len);
+    /* A regression may carry nclass 0 (the encoder writes it), with a regression's outputs: mean, sd and 2
+     * f32 realisations. */
+    const job_edit_t reg[] = {{"kind", kind_regression}, {"nclass", u_0}, {"outputs", outputs_reg}};
     gm_job_t job;
-    char err[GM_ERR_LEN] = "";
-    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("regression with nclass 0: %s", err);
-    free(buf);
+    decode_edits(reg, NITEMS(reg), &job, "regression with nclass 0");
     assert_int_equal(job.kind, GM_KIND_REGRESSION);
+    assert_int_equal(job.nclass, 0);
+    assert_int_equal(job.noutputs, 4);
+    assert_output(&job.outputs[0], "mean", GM_ROLE_MEAN, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[1], "sd", GM_ROLE_SD, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[2], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[3], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_F32, 1, F32_LOWEST);
     gm_job_clear(&job);
+    /* The same regression keeping the classification's 8 outputs is refused: its options call for 4. */
+    expect_edits_reject(reg, 2, "8 outputs", "call for 4");
 
     expect_job_reject(NULL, "crs", crs_int, "\"crs\"");
     expect_job_reject(NULL, "crs", crs_nul, "\"crs\"");
@@ -1604,6 +1719,19 @@ static void outputs_n(msgpack_packer *pk, int n) {
 }
 /* GM_JOB_MAX_OUTPUTS = 4096 + 16 = 4112 outputs, and one more. */
 static void outputs_most(msgpack_packer *pk) { outputs_n(pk, 4112); }
+/* The largest plan a job can have: the reference's 6 summaries of 5 classes and 2 most probable, then
+ * realisation-0001 to realisation-4096 (4 digits from 1000 models) of models 0 to 4095: 4102 outputs. */
+static void outputs_4102(msgpack_packer *pk) {
+    char name[32];
+    msgpack_pack_array(pk, 4102);
+    for (int i = 0; i < 6; i++)
+        pack_output(pk, REF_OUTPUTS[i].name, REF_OUTPUTS[i].role, 0, REF_OUTPUTS[i].dt, REF_OUTPUTS[i].n,
+                    REF_OUTPUTS[i].nodata);
+    for (uint32_t m = 0; m < 4096; m++) {
+        snprintf(name, sizeof name, "realisation-%04u", m + 1);
+        pack_output(pk, name, "realisation", m, "u8", 1, 255.0);
+    }
+}
 static void outputs_too_many(msgpack_packer *pk) { outputs_n(pk, 4113); }
 static void outputs_map(msgpack_packer *pk) { msgpack_pack_map(pk, 0); }
 /* A one-output array whose output is named 'name'. */
@@ -1634,7 +1762,10 @@ static void name_space(msgpack_packer *pk) { outputs_named(pk, "my class", 8); }
 static void name_empty(msgpack_packer *pk) { outputs_named(pk, "", 0); }
 static void name_nul(msgpack_packer *pk) { outputs_named(pk, "class\0x", 7); }
 static void name_32(msgpack_packer *pk) { outputs_named(pk, "abcdefghijklmnopqrstuvwxyz012345", 32); }
-static void name_31(msgpack_packer *pk) { outputs_named(pk, "abcdefghijklmnopqrstuvwxyz01234", 31); }
+/* The reference outputs with "class" renamed to the longest name the field holds. */
+static void name_31(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"abcdefghijklmnopqrstuvwxyz01234", "class", 0, "u8", 1, 255.0});
+}
 static void output_not_map(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
     pstr(pk, "class");
@@ -1682,6 +1813,19 @@ static void output_no_name(msgpack_packer *pk) {
     msgpack_pack_double(pk, 255.0);
 }
 
+static void models_4097(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 4097);
+    for (int i = 0; i < 4097; i++) pack_model(pk, "bin", 1);
+}
+static void models_4096(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 4096);
+    for (int i = 0; i < 4096; i++) pack_model(pk, "bin", 1);
+}
+static void models_one(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pack_model(pk, "json", MODEL0_SIZE);
+}
+
 /* "outputs" holds 1 to 4112 maps, each with a plain file stem as its name, a known type and 1+ bands. */
 static void test_decode_rejects_outputs(void **state) {
     (void)state;
@@ -1706,17 +1850,23 @@ static void test_decode_rejects_outputs(void **state) {
     expect_job_reject(NULL, "outputs", output_nodata_str, "\"nodata\"");
     expect_job_reject(NULL, "outputs", output_no_name, "\"name\"");
 
-    /* The limits themselves decode: 4112 outputs, a 31-character name. */
-    const pack_fn fine[] = {outputs_most, name_31};
-    for (size_t i = 0; i < NITEMS(fine); i++) {
-        size_t len;
-        void *buf = build_job(NULL, "outputs", fine[i], &len);
-        gm_job_t job;
-        char err[GM_ERR_LEN] = "";
-        if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("outputs case %zu: %s", i, err);
-        free(buf);
-        gm_job_clear(&job);
-    }
+    /* The limits pass the checks of the array and its names, and reach the plan, which no such job matches:
+     * 4112 outputs where the reference calls for 8; a 31-character name, read whole, where it calls for
+     * "class". */
+    expect_job_reject(NULL, "outputs", outputs_most, "4112 outputs");
+    expect_job_reject(NULL, "outputs", outputs_most, "call for 8");
+    expect_job_reject(NULL, "outputs", name_31, "output 1 (\"abcdefghijklmnopqrstuvwxyz01234\")");
+    expect_job_reject(NULL, "outputs", name_31, "\"class\"");
+
+    /* The most outputs a job can plan decode: 4096 models with a realisation each, 4102 outputs. */
+    const job_edit_t most[] = {{"outputs", outputs_4102}, {"models", models_4096}};
+    gm_job_t job;
+    decode_edits(most, NITEMS(most), &job, "4102 outputs");
+    assert_int_equal(job.noutputs, 4102);
+    assert_output(&job.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 2, F32_LOWEST);
+    assert_output(&job.outputs[6], "realisation-0001", GM_ROLE_REALISATION, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[4101], "realisation-4096", GM_ROLE_REALISATION, 4095, GM_DT_U8, 1, 255.0);
+    gm_job_clear(&job);
 }
 
 static void models_empty(msgpack_packer *pk) { msgpack_pack_array(pk, 0); }
@@ -1754,14 +1904,6 @@ static void models_not_map(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
     msgpack_pack_uint8(pk, 14);
 }
-static void models_4097(msgpack_packer *pk) {
-    msgpack_pack_array(pk, 4097);
-    for (int i = 0; i < 4097; i++) pack_model(pk, "bin", 1);
-}
-static void models_4096(msgpack_packer *pk) {
-    msgpack_pack_array(pk, 4096);
-    for (int i = 0; i < 4096; i++) pack_model(pk, "bin", 1);
-}
 
 /* "models" holds 1 to 4096 maps, each with a format and a size of 1 byte to 2 GiB. */
 static void test_decode_rejects_models(void **state) {
@@ -1778,15 +1920,20 @@ static void test_decode_rejects_models(void **state) {
     expect_job_reject(NULL, "models", models_no_format, "\"format\"");
     expect_job_reject(NULL, "models", models_not_map, "model 0");
 
-    size_t len;
-    void *buf = build_job(NULL, "models", models_4096, &len);
+    /* 4096 models decode with their 4102 outputs (a realisation each)... */
+    const job_edit_t most[] = {{"outputs", outputs_4102}, {"models", models_4096}};
     gm_job_t job;
-    char err[GM_ERR_LEN] = "";
-    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("4096 models: %s", err);
-    free(buf);
+    decode_edits(most, NITEMS(most), &job, "4096 models");
     assert_int_equal(job.nmodels, 4096);
+    assert_string_equal(job.models[4095].format, "bin");
     assert_int_equal(job.models[4095].size, 1);
+    assert_int_equal(job.noutputs, 4102);
     gm_job_clear(&job);
+    /* ... not with the reference's 8, whose 2 realisations were planned for 2 models: 4 + 2 + 4096 = 4102. */
+    expect_job_reject(NULL, "models", models_4096, "8 outputs");
+    expect_job_reject(NULL, "models", models_4096, "call for 4102");
+    /* Nor one model with 2 realisations: 4 + 2 + 1 = 7. */
+    expect_job_reject(NULL, "models", models_one, "call for 7");
 }
 
 /* ---- decode: modes, roles, quantiles, parameters ---- */
@@ -1874,11 +2021,15 @@ static void model_missing(msgpack_packer *pk) { outputs_with(pk, ROLE("realisati
 static void model_negative(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, -1); }
 static void model_4096(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 4096); }
 static void model_2p32(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, (int64_t)1 << 32); }
-/* The reference has 2 models, 0 and 1: a realisation of model 2 or 4095 shows a model the job lacks. */
-static void model_2(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 2); }
-static void model_4095(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 4095); }
-static void model_1(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 1); }
-static void model_0(msgpack_packer *pk) { outputs_with(pk, ROLE("realisation"), 1, 0); }
+/* The reference outputs with realisation-002 (output 7) showing model 'model'. The reference has 2 models, 0 and
+ * 1: model 2 or 4095 is one the job lacks, model 0 is realisation-001's, model 1 is the right one. */
+static void ref_realisation_002_of(msgpack_packer *pk, uint32_t model) {
+    pack_ref_outputs_with(pk, 7, (out_spec_t){"realisation-002", "realisation", model, "u8", 1, 255.0});
+}
+static void model_2(msgpack_packer *pk) { ref_realisation_002_of(pk, 2); }
+static void model_4095(msgpack_packer *pk) { ref_realisation_002_of(pk, 4095); }
+static void model_1(msgpack_packer *pk) { ref_realisation_002_of(pk, 1); }
+static void model_0(msgpack_packer *pk) { ref_realisation_002_of(pk, 0); }
 /* Every role name, one output each, in the order gm_job.h lists them. */
 static void roles_all(msgpack_packer *pk) {
     static const char *names[] = {"prediction", "class", "probability", "entropy", "confusion", "nprob_class",
@@ -1891,7 +2042,31 @@ static void roles_all(msgpack_packer *pk) {
     }
 }
 
-/* Each output has a known "role" string and a "model" index; a realisation shows one of the job's models. */
+/* Quantiles 0.05, 0.5, 0.95. */
+static void q_three(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_double(pk, 0.05);
+    msgpack_pack_double(pk, 0.5);
+    msgpack_pack_double(pk, 0.95);
+}
+/* A regression summary of the reference's 2 models with 3 quantiles: mean, sd, quantiles (f32, 3 bands), then
+ * realisation-001 and -002 (f32). */
+#define NREG_Q_OUTPUTS 5
+static const out_spec_t REG_Q_OUTPUTS[NREG_Q_OUTPUTS] = {
+    {"mean", "mean", 0, "f32", 1, F32_LOWEST},
+    {"sd", "sd", 0, "f32", 1, F32_LOWEST},
+    {"quantiles", "quantile", 0, "f32", 3, F32_LOWEST},
+    {"realisation-001", "realisation", 0, "f32", 1, F32_LOWEST},
+    {"realisation-002", "realisation", 1, "f32", 1, F32_LOWEST},
+};
+static void outputs_reg_q(msgpack_packer *pk) { pack_outputs(pk, REG_Q_OUTPUTS, NREG_Q_OUTPUTS); }
+/* The edits that make the reference header that regression summary; the outputs edit comes last. */
+#define REG_Q_EDITS(outputs)                                                                          \
+    {"kind", kind_regression}, {"objective", objective_reg}, {"nclass", u_0}, {"nprob", u_0},        \
+        {"quantiles", q_three}, {"outputs", (outputs)}
+static void objective_reg(msgpack_packer *pk) { pstr(pk, "reg:squarederror"); }
+
+/* Each output has a known "role" string and a "model" index; a realisation shows its own model. */
 static void test_decode_rejects_roles(void **state) {
     (void)state;
     const pack_fn unknown[] = {role_us, role_upper, role_empty, role_plural, role_prefix, role_mode, role_quantiles};
@@ -1908,34 +2083,39 @@ static void test_decode_rejects_roles(void **state) {
     expect_job_reject(NULL, "outputs", model_negative, "\"model\"");
     expect_job_reject(NULL, "outputs", model_4096, "\"model\"");
     expect_job_reject(NULL, "outputs", model_2p32, "\"model\"");
-    expect_job_reject(NULL, "outputs", model_2, "realisation-002");
-    expect_job_reject(NULL, "outputs", model_2, "model 2");
-    expect_job_reject(NULL, "outputs", model_4095, "model 4095");
-
-    /* Realisations of model 0 and model 1 (the last) decode; so does one output of every role. */
-    const pack_fn fine[] = {model_0, model_1, roles_all};
-    for (size_t i = 0; i < NITEMS(fine); i++) {
-        size_t len;
-        void *buf = build_job(NULL, "outputs", fine[i], &len);
-        gm_job_t job;
-        char err[GM_ERR_LEN] = "";
-        if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("outputs case %zu: %s", i, err);
-        free(buf);
-        if (i < 2) {
-            assert_int_equal(job.noutputs, 2);
-            assert_output(&job.outputs[1], "realisation-002", GM_ROLE_REALISATION, (uint32_t)i, GM_DT_U8, 1, 255.0);
-        } else {
-            assert_int_equal(job.noutputs, 11);
-            static const gm_output_role_t want[] = {
-                GM_ROLE_PREDICTION, GM_ROLE_CLASS,      GM_ROLE_PROBABILITY, GM_ROLE_ENTROPY,
-                GM_ROLE_CONFUSION,  GM_ROLE_NPROB_CLASS, GM_ROLE_NPROB_PROB, GM_ROLE_MEAN,
-                GM_ROLE_SD,         GM_ROLE_QUANTILE,    GM_ROLE_REALISATION};
-            for (uint32_t o = 0; o < 11; o++)
-                if (job.outputs[o].role != want[o]) fail_msg("output %u: role %d, expected %d", o, (int)job.outputs[o].role, (int)want[o]);
-            assert_int_equal(job.outputs[10].model, 1);
-        }
-        gm_job_clear(&job);
+    /* realisation-002 (output 7) must show model 1: model 2 or 4095, which the job lacks, and model 0, which
+     * is realisation-001's, are refused naming the output. */
+    const pack_fn wrong_model[] = {model_2, model_4095, model_0};
+    for (size_t i = 0; i < NITEMS(wrong_model); i++) {
+        expect_job_reject(NULL, "outputs", wrong_model[i], "output 7");
+        expect_job_reject(NULL, "outputs", wrong_model[i], "\"realisation-002\"");
     }
+    /* One output of every role is no plan of any job: 11 outputs where the reference calls for 8. */
+    expect_job_reject(NULL, "outputs", roles_all, "11 outputs");
+    expect_job_reject(NULL, "outputs", roles_all, "call for 8");
+
+    /* Realisation-002 of model 1 is the reference itself, and decodes with the reference's 7 roles. */
+    size_t len;
+    void *buf = build_job(NULL, "outputs", model_1, &len);
+    gm_job_t job;
+    char err[GM_ERR_LEN] = "";
+    if (gm_job_decode(buf, len, &job, err) != 0) fail_msg("realisation-002 of model 1: %s", err);
+    free(buf);
+    assert_reference_outputs(&job);
+    gm_job_clear(&job);
+
+    /* "mean", "sd" and "quantile" decode in a regression summary ("prediction": test_decode_models_per_mode). */
+    const job_edit_t reg_q[] = {REG_Q_EDITS(outputs_reg_q)};
+    decode_edits(reg_q, NITEMS(reg_q), &job, "regression summary with 3 quantiles");
+    assert_int_equal(job.kind, GM_KIND_REGRESSION);
+    assert_int_equal(job.nquantiles, 3);
+    assert_int_equal(job.noutputs, 5);
+    assert_output(&job.outputs[0], "mean", GM_ROLE_MEAN, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[1], "sd", GM_ROLE_SD, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[2], "quantiles", GM_ROLE_QUANTILE, 0, GM_DT_F32, 3, F32_LOWEST);
+    assert_output(&job.outputs[3], "realisation-001", GM_ROLE_REALISATION, 0, GM_DT_F32, 1, F32_LOWEST);
+    assert_output(&job.outputs[4], "realisation-002", GM_ROLE_REALISATION, 1, GM_DT_F32, 1, F32_LOWEST);
+    gm_job_clear(&job);
 }
 
 /* Quantile lists for the rejection and acceptance tests. */
@@ -2179,10 +2359,6 @@ static void outputs_prediction(msgpack_packer *pk) {
     msgpack_pack_array(pk, 1);
     pack_output(pk, "prediction", "prediction", 0, "f32", 1, F32_LOWEST);
 }
-static void models_one(msgpack_packer *pk) {
-    msgpack_pack_array(pk, 1);
-    pack_model(pk, "json", MODEL0_SIZE);
-}
 static void false_(msgpack_packer *pk) { msgpack_pack_false(pk); }
 static void kind_reg(msgpack_packer *pk) { pstr(pk, "regression"); }
 static void u_10(msgpack_packer *pk) { msgpack_pack_uint8(pk, 10); }
@@ -2194,7 +2370,8 @@ static void params_two(msgpack_packer *pk) {
     pair(pk, "max_depth", "6");
 }
 
-/* Predict and summarise jobs need at least one model and one output; a training job has neither. */
+/* Predict and summarise jobs need at least one model and one output, a prediction exactly one model; a
+ * training job has neither outputs nor models. */
 static void test_decode_models_per_mode(void **state) {
     (void)state;
     /* A regression prediction with its one output but no model. */
@@ -2222,6 +2399,11 @@ static void test_decode_models_per_mode(void **state) {
     assert_int_equal(job.noutputs, 1);
     assert_output(&job.outputs[0], "prediction", GM_ROLE_PREDICTION, 0, GM_DT_F32, 1, F32_LOWEST);
     gm_job_clear(&job);
+
+    /* ... with the reference's 2 models it is refused: a prediction applies one. */
+    edits[E_MODELS].pack = models_ref;
+    expect_edits_reject(edits, NITEMS(edits), "one model", "not 2");
+    edits[E_MODELS].pack = models_one;
 
     /* ... and without outputs it is refused. */
     edits[E_OUTPUTS].pack = outputs_empty;
@@ -2260,6 +2442,215 @@ static void test_decode_models_per_mode(void **state) {
     assert_int_equal(job.kind, GM_KIND_CLASSIFICATION);
     assert_int_equal(job.nclass, 5);
     gm_job_clear(&job);
+
+    /* The same training job carrying the reference's outputs, or its 2 models, is refused. */
+    job_edit_t train_bad[NITEMS(train)];
+    memcpy(train_bad, train, sizeof train);
+    train_bad[NITEMS(train) - 2].pack = outputs_ref;
+    expect_edits_reject(train_bad, NITEMS(train_bad), "training job", "outputs");
+    train_bad[NITEMS(train) - 2].pack = outputs_empty;
+    train_bad[NITEMS(train) - 1].pack = models_ref;
+    expect_edits_reject(train_bad, NITEMS(train_bad), "training job", "models");
+    /* One output and one model, as a prediction would carry. */
+    train_bad[NITEMS(train) - 2].pack = outputs_prediction;
+    train_bad[NITEMS(train) - 1].pack = models_one;
+    expect_edits_reject(train_bad, NITEMS(train_bad), "training job", NULL);
+}
+
+/* The reference outputs with one field of one output changed, or outputs added, dropped or reordered. */
+static void out_klass(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"klass", "class", 0, "u8", 1, 255.0});
+}
+static void out_class_role(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "entropy", 0, "u8", 1, 255.0});
+}
+static void out_class_model(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "class", 1, "u8", 1, 255.0});
+}
+static void out_class_u16(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "class", 0, "u16", 1, 255.0});
+}
+static void out_class_2_bands(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "class", 0, "u8", 2, 255.0});
+}
+static void out_class_nodata_0(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "class", 0, "u8", 1, 0.0});
+}
+static void out_class_nodata_nan(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 1, (out_spec_t){"class", "class", 0, "u8", 1, NAN});
+}
+static void out_prob_1_band(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 0, (out_spec_t){"probability", "probability", 0, "f32", 1, F32_LOWEST});
+}
+static void out_prob_6_bands(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 0, (out_spec_t){"probability", "probability", 0, "f32", 6, F32_LOWEST});
+}
+static void out_nprob_class_3(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 4, (out_spec_t){"nprob_class", "nprob_class", 0, "u8", 3, 255.0});
+}
+static void out_nprob_class_6(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 4, (out_spec_t){"nprob_class", "nprob_class", 0, "u8", 6, 255.0});
+}
+static void out_nprob_prob_6(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 5, (out_spec_t){"nprob_probability", "nprob_probability", 0, "f32", 6, F32_LOWEST});
+}
+static void out_realisation_f32(msgpack_packer *pk) {
+    pack_ref_outputs_with(pk, 6, (out_spec_t){"realisation-001", "realisation", 0, "f32", 1, F32_LOWEST});
+}
+static void out_swapped(msgpack_packer *pk) {
+    out_spec_t outs[NREF_OUTPUTS];
+    memcpy(outs, REF_OUTPUTS, sizeof outs);
+    outs[0] = REF_OUTPUTS[1];
+    outs[1] = REF_OUTPUTS[0];
+    pack_outputs(pk, outs, NREF_OUTPUTS);
+}
+static void out_first_7(msgpack_packer *pk) { pack_outputs(pk, REF_OUTPUTS, 7); }
+static void out_realisation_3(msgpack_packer *pk) {
+    out_spec_t outs[NREF_OUTPUTS + 1];
+    memcpy(outs, REF_OUTPUTS, sizeof REF_OUTPUTS);
+    outs[NREF_OUTPUTS] = (out_spec_t){"realisation-003", "realisation", 2, "u8", 1, 255.0};
+    pack_outputs(pk, outs, NREF_OUTPUTS + 1);
+}
+static void out_no_nprob(msgpack_packer *pk) {
+    const out_spec_t outs[6] = {REF_OUTPUTS[0], REF_OUTPUTS[1], REF_OUTPUTS[2],
+                                REF_OUTPUTS[3], REF_OUTPUTS[6], REF_OUTPUTS[7]};
+    pack_outputs(pk, outs, 6);
+}
+
+/* Every output is the one the job's own options plan, field by field, in the plan's order and number: anything
+ * else is refused, naming the first output that differs, or the two counts. */
+static void test_decode_rejects_output_fields(void **state) {
+    (void)state;
+    static const struct { pack_fn pack; const char *needle, *also; } cases[] = {
+        {out_klass, "output 1 (\"klass\")", "\"class\""},         /* renamed */
+        {out_class_role, "output 1 (\"class\")", NULL},           /* role entropy */
+        {out_class_model, "output 1 (\"class\")", NULL},          /* model 1 where 0 */
+        {out_class_u16, "output 1 (\"class\")", NULL},            /* u16 for 5 classes */
+        {out_class_2_bands, "output 1 (\"class\")", NULL},        /* 2 bands */
+        {out_class_nodata_0, "output 1 (\"class\")", NULL},       /* nodata 0, a class code */
+        {out_class_nodata_nan, "output 1 (\"class\")", NULL},     /* nodata NaN */
+        {out_prob_1_band, "output 0 (\"probability\")", NULL},    /* 1 band for 5 classes */
+        {out_prob_6_bands, "output 0 (\"probability\")", NULL},   /* 6 bands for 5 classes */
+        {out_nprob_class_3, "output 4 (\"nprob_class\")", NULL},  /* 3 bands for nprob 2 */
+        {out_nprob_class_6, "output 4 (\"nprob_class\")", NULL},  /* 6 bands, above the 5 classes */
+        {out_nprob_prob_6, "output 5 (\"nprob_probability\")", NULL},
+        {out_realisation_f32, "output 6 (\"realisation-001\")", NULL}, /* a class map typed f32 */
+        {out_swapped, "output 0 (\"class\")", "\"probability\""}, /* class and probability swapped */
+        {out_first_7, "7 outputs", "call for 8"},                 /* realisation-002 dropped */
+        {out_realisation_3, "9 outputs", "call for 8"},           /* a realisation of a third model */
+        {out_no_nprob, "6 outputs", "call for 8"},                /* nprob 2 without its outputs */
+    };
+    for (size_t i = 0; i < NITEMS(cases); i++) {
+        expect_job_reject(NULL, "outputs", cases[i].pack, cases[i].needle);
+        if (cases[i].also) expect_job_reject(NULL, "outputs", cases[i].pack, cases[i].also);
+    }
+}
+
+static void u_5(msgpack_packer *pk) { msgpack_pack_uint8(pk, 5); }
+static void u_6(msgpack_packer *pk) { msgpack_pack_uint8(pk, 6); }
+/* The reference outputs with nprob_class and nprob_probability of 'n' bands. */
+static void ref_nprob_of(msgpack_packer *pk, uint32_t n) {
+    out_spec_t outs[NREF_OUTPUTS];
+    memcpy(outs, REF_OUTPUTS, sizeof outs);
+    outs[4].n = n;
+    outs[5].n = n;
+    pack_outputs(pk, outs, NREF_OUTPUTS);
+}
+static void out_nprob_5(msgpack_packer *pk) { ref_nprob_of(pk, 5); }
+static void out_nprob_6(msgpack_packer *pk) { ref_nprob_of(pk, 6); }
+/* The regression summary with 3 quantiles, its "quantiles" file of 2 or 4 bands. */
+static void out_reg_q_bands(msgpack_packer *pk, uint32_t n) {
+    out_spec_t outs[NREG_Q_OUTPUTS];
+    memcpy(outs, REG_Q_OUTPUTS, sizeof outs);
+    outs[2].n = n;
+    pack_outputs(pk, outs, NREG_Q_OUTPUTS);
+}
+static void out_reg_q_2(msgpack_packer *pk) { out_reg_q_bands(pk, 2); }
+static void out_reg_q_4(msgpack_packer *pk) { out_reg_q_bands(pk, 4); }
+/* The regression summary without quantiles, realisation-001 typed as a class map. */
+static void out_reg_realisation_u8(msgpack_packer *pk) {
+    out_spec_t outs[NREG_OUTPUTS];
+    memcpy(outs, REG_OUTPUTS, sizeof outs);
+    outs[2] = (out_spec_t){"realisation-001", "realisation", 0, "u8", 1, 255.0};
+    pack_outputs(pk, outs, NREG_OUTPUTS);
+}
+static void out_prediction_f64(msgpack_packer *pk) {
+    msgpack_pack_array(pk, 1);
+    pack_output(pk, "prediction", "prediction", 0, "f64", 1, F32_LOWEST);
+}
+/* A classification prediction of 5 classes: its class, then probabilities of 'prob_bands' bands (0: none). */
+static void out_predict_class(msgpack_packer *pk, uint32_t prob_bands) {
+    msgpack_pack_array(pk, prob_bands ? 2 : 1);
+    pack_output(pk, "class", "class", 0, "u8", 1, 255.0);
+    if (prob_bands) pack_output(pk, "probability", "probability", 0, "f32", prob_bands, F32_LOWEST);
+}
+static void out_predict_class_5(msgpack_packer *pk) { out_predict_class(pk, 5); }
+static void out_predict_class_1(msgpack_packer *pk) { out_predict_class(pk, 1); }
+static void out_predict_class_only(msgpack_packer *pk) { out_predict_class(pk, 0); }
+
+/* The options decide the plan: nprob above nclass, quantiles without their bands, a regression's maps typed as
+ * class maps, a prediction typed f64, probabilities on or off against the outputs sent, are all refused. */
+static void test_decode_rejects_plan_options(void **state) {
+    (void)state;
+    gm_job_t job;
+    /* nprob may equal the 5 classes, with 5-band nprob outputs... */
+    const job_edit_t nprob5[] = {{"nprob", u_5}, {"outputs", out_nprob_5}};
+    decode_edits(nprob5, NITEMS(nprob5), &job, "nprob 5 of 5 classes");
+    assert_int_equal(job.nprob, 5);
+    assert_output(&job.outputs[4], "nprob_class", GM_ROLE_NPROB_CLASS, 0, GM_DT_U8, 5, 255.0);
+    assert_output(&job.outputs[5], "nprob_probability", GM_ROLE_NPROB_PROB, 0, GM_DT_F32, 5, F32_LOWEST);
+    gm_job_clear(&job);
+    /* ... not exceed them, even with outputs of 6 bands to match. */
+    const job_edit_t nprob6[] = {{"nprob", u_6}, {"outputs", out_nprob_6}};
+    expect_edits_reject(nprob6, NITEMS(nprob6), "nprob 6", "5 classes");
+    /* nprob 0 or no realisations, with the reference's 8 outputs: 4 + 2 = 6 or 4 + 0 + 2 = 6 are called for. */
+    const job_edit_t nprob0[] = {{"nprob", u_0}};
+    expect_edits_reject(nprob0, NITEMS(nprob0), "8 outputs", "call for 6");
+    const job_edit_t no_real[] = {{"realisations", false_}};
+    expect_edits_reject(no_real, NITEMS(no_real), "8 outputs", "call for 6");
+
+    /* A regression summary of 3 quantiles needs a "quantiles" file of exactly 3 bands... */
+    const job_edit_t q2[] = {REG_Q_EDITS(out_reg_q_2)};
+    expect_edits_reject(q2, NITEMS(q2), "output 2 (\"quantiles\")", NULL);
+    const job_edit_t q4[] = {REG_Q_EDITS(out_reg_q_4)};
+    expect_edits_reject(q4, NITEMS(q4), "output 2 (\"quantiles\")", NULL);
+    /* ... and one at all: without it 4 outputs where 5 are called for; with no quantiles, 5 where 4. */
+    const job_edit_t q_missing[] = {REG_Q_EDITS(outputs_reg)};
+    expect_edits_reject(q_missing, NITEMS(q_missing), "4 outputs", "call for 5");
+    const job_edit_t q_none[] = {REG_Q_EDITS(outputs_reg_q), {"quantiles", quantiles_ref}};
+    expect_edits_reject(q_none, NITEMS(q_none), "5 outputs", "call for 4");
+
+    /* A regression's realisation is an f32 value, not a u8 class. */
+    const job_edit_t reg_u8[] = {{"kind", kind_regression}, {"nclass", u_0}, {"outputs", out_reg_realisation_u8}};
+    expect_edits_reject(reg_u8, NITEMS(reg_u8), "output 2 (\"realisation-001\")", NULL);
+
+    /* A regression prediction is f32, not f64. */
+    const job_edit_t pred_f64[] = {{"mode", mode_predict}, {"kind", kind_reg},      {"nclass", u_0},
+                                   {"nprob", u_0},         {"realisations", false_}, {"models", models_one},
+                                   {"outputs", out_prediction_f64}};
+    expect_edits_reject(pred_f64, NITEMS(pred_f64), "output 0 (\"prediction\")", NULL);
+
+    /* A classification prediction with probabilities: class, then 5 probability bands, decodes... */
+    job_edit_t pc[] = {{"mode", mode_predict}, {"probabilities", true_}, {"nprob", u_0},
+                       {"realisations", false_}, {"models", models_one}, {"outputs", out_predict_class_5}};
+    const size_t pc_outputs = NITEMS(pc) - 1;
+    decode_edits(pc, NITEMS(pc), &job, "classification prediction with probabilities");
+    assert_int_equal(job.mode, GM_MODE_PREDICT);
+    assert_int_equal(job.probabilities, 1);
+    assert_int_equal(job.noutputs, 2);
+    assert_output(&job.outputs[0], "class", GM_ROLE_CLASS, 0, GM_DT_U8, 1, 255.0);
+    assert_output(&job.outputs[1], "probability", GM_ROLE_PROBABILITY, 0, GM_DT_F32, 5, F32_LOWEST);
+    gm_job_clear(&job);
+    /* ... but not with 1 probability band for the 5 classes, */
+    pc[pc_outputs].pack = out_predict_class_1;
+    expect_edits_reject(pc, NITEMS(pc), "output 1 (\"probability\")", NULL);
+    /* nor without the probability output it asks for, */
+    pc[pc_outputs].pack = out_predict_class_only;
+    expect_edits_reject(pc, NITEMS(pc), "1 outputs", "call for 2");
+    /* nor with it when it does not ask. */
+    pc[pc_outputs].pack = out_predict_class_5;
+    pc[1].pack = false_;
+    expect_edits_reject(pc, NITEMS(pc), "2 outputs", "call for 1");
 }
 
 /* A plan of more blocks than a uint32 block index can name is refused; the largest that fits decodes. */
@@ -2404,6 +2795,8 @@ int main(void) {
         cmocka_unit_test(test_decode_rejects_quantiles),
         cmocka_unit_test(test_decode_rejects_params),
         cmocka_unit_test(test_decode_models_per_mode),
+        cmocka_unit_test(test_decode_rejects_output_fields),
+        cmocka_unit_test(test_decode_rejects_plan_options),
         cmocka_unit_test(test_decode_rejects_too_many_blocks),
         cmocka_unit_test(test_from_msg),
         cmocka_unit_test(test_hello_msg),
