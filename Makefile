@@ -107,6 +107,15 @@ fuzz:
 	$(BUILD)/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
 	  $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
 
+# bench: builds the stages and the I/O floor, then runs the benchmark (bench/README.md), e.g.
+# make bench BENCH_ARGS="--size 1024 --skip-peers"
+$(BUILD)/bench/io_floor: $(BUILD)/bench/io_floor.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench:
+	$(MAKE) all $(BUILD)/bench/io_floor
+	@PYTHON=$(PYTHON) BUILD=$(BUILD) bench/run_bench.sh $(BENCH_ARGS)
+
 clean:
 	rm -rf build build-asan
 

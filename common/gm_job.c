@@ -155,10 +155,19 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
 int gm_job_compute_id(gm_job_t *job, char *err) {
     void *buf;
     size_t len;
+    /* the id names the work, not where it is served: endpoints are left out, so a restarted run keeps it */
     uint64_t saved = job->id;
+    char eps[3][GM_JOB_EP_LEN];
+    memcpy(eps[0], job->tasks_ep, GM_JOB_EP_LEN);
+    memcpy(eps[1], job->results_ep, GM_JOB_EP_LEN);
+    memcpy(eps[2], job->acks_ep, GM_JOB_EP_LEN);
+    job->tasks_ep[0] = job->results_ep[0] = job->acks_ep[0] = '\0';
     job->id = 0;
     int rc = gm_job_encode(job, &buf, &len, err);
     job->id = saved;
+    memcpy(job->tasks_ep, eps[0], GM_JOB_EP_LEN);
+    memcpy(job->results_ep, eps[1], GM_JOB_EP_LEN);
+    memcpy(job->acks_ep, eps[2], GM_JOB_EP_LEN);
     if (rc < 0) return -1;
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, buf, len);
     free(buf);

@@ -108,7 +108,7 @@ int gm_job_check_block(const gm_job_t *job, const gm_header_t *h, char *err);
 uint32_t gm_job_blocks_per_strip(const gm_job_t *job);
 /* Returns the size in bytes of output 'o' for a block of w x h pixels. */
 size_t gm_job_output_bytes(const gm_output_t *o, uint32_t w, uint32_t h);
-/* Sets job->id from a hash of the encoded job and its model bytes. Returns 0, or -1 with 'err'. */
+/* Sets job->id from a hash of the encoded job (endpoints left out) and its model bytes. Returns 0, or -1 with 'err'. */
 int gm_job_compute_id(gm_job_t *job, char *err);
 /* Encodes the job as a "job" header frame (malloc'd, caller frees). Returns 0, or -1 with 'err'. */
 int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gm_log.h"
 #include "gm_model.h"
@@ -179,6 +180,87 @@ out:
     return rc;
 }
 
+/* FNV-1a over 'len' bytes, continued from 'h'. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Hashes a string option (NULL counts as absent) into 'h'. */
+static uint64_t fnv_str(uint64_t h, const char *s) { return s ? fnv(h, s, strlen(s) + 1) : fnv(h, "\1", 1); }
+
+/* Hashes a file's path, size and modification time, so a changed input makes another run. */
+static uint64_t fnv_file(uint64_t h, const char *path) {
+    struct stat st;
+    h = fnv_str(h, path);
+    if (path && stat(path, &st) == 0) {
+        int64_t facts[2] = {(int64_t)st.st_size, (int64_t)st.st_mtime};
+        h = fnv(h, facts, sizeof facts);
+    }
+    return h;
+}
+
+/* The run's identity: the training job (grid, model parameters, seed, iterations) and every input and
+ * option sampling depends on. A folder holding models of another identity is never resumed. */
+static uint64_t run_key(const reader_t *r) {
+    const reader_options_t *o = &r->opt;
+    uint64_t h = fnv(0xcbf29ce484222325ULL, &r->job.id, sizeof r->job.id);
+    h = fnv_file(h, o->polygons);
+    h = fnv_str(h, o->class_field);
+    h = fnv_str(h, o->target_field);
+    h = fnv_file(h, o->composition);
+    h = fnv_str(h, o->id_field);
+    h = fnv_file(h, o->observations);
+    h = fnv_str(h, o->observations_field);
+    double sampling[3] = {(double)o->per_polygon, o->density, (double)o->min_samples};
+    h = fnv(h, sampling, sizeof sampling);
+    for (int i = 0; i < o->ncovariates; i++) h = fnv_file(h, o->covariates[i]);
+    return h;
+}
+
+/* Resuming: checks DIR/.gridmill-run names this run (or writes it), then takes every model already saved in
+ * DIR/models as trained. Returns 0, or -1 with 'err'. */
+static int resume_models(reader_t *r, char *err) {
+    reader_run_t *run = r->run;
+    const reader_options_t *o = &r->opt;
+    char path[4200], line[64];
+    uint64_t key = run_key(r);
+    snprintf(path, sizeof path, "%s/.gridmill-run", o->out_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        unsigned long long old = 0;
+        int got = fgets(line, sizeof line, f) && sscanf(line, "run %llx", &old) == 1;
+        fclose(f);
+        if (!got || old != key)
+            return gm_err(err, "%s: the folder holds a run with other inputs or options (%s); choose another --out, "
+                          "or remove the folder to start again", o->out_dir, path);
+    } else {
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.part", path);
+        f = fopen(tmp, "w");
+        if (!f || fprintf(f, "run %016llx\n", (unsigned long long)key) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+            return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
+        return 0;
+    }
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < run->iterations; i++) {
+        gm_model_blob_t *m = &run->models[i];
+        snprintf(path, sizeof path, "%s/models/iter-%0*u.json", o->out_dir, run->width, i + 1);
+        if (access(path, F_OK) != 0) continue;
+        if (gm_model_read_file(path, &m->bytes, &m->size, err) < 0) return -1;
+        gm_model_t *model = gm_model_load(m->bytes, m->size, 1, path, err);
+        if (!model) return -1;
+        gm_model_destroy(&model);
+        snprintf(m->format, sizeof m->format, "%s", gm_job_model_format(m->bytes, m->size));
+        run->saved[i] = 1;
+        run->nsaved++;
+        found++;
+    }
+    if (found) gm_log(GM_LOG_INFO, "resuming: %u of %u models already trained in %s/models", found, run->iterations, o->out_dir);
+    return 0;
+}
+
 /* Builds the training job from the options and the polygon map. */
 static int plan_training(reader_t *r, gm_job_t *job, char *err) {
     const reader_options_t *o = &r->opt;
@@ -287,6 +369,7 @@ int reader_run_start(reader_t *r, char *err) {
                  ? 0
                  : -1;
     gm_job_clear(&job);
+    if (rc == 0) rc = resume_models(r, err);
     if (rc == 0)
         gm_log(GM_LOG_INFO, "job %016llx: training %u models (%s, %u round%s) on samples of %u polygons",
                (unsigned long long)r->job.id, o->iterations, r->job.objective, r->job.rounds,
@@ -379,11 +462,22 @@ out:
     free(s);
 }
 
+static void switch_to_summary(reader_t *r);
+
 int reader_run_pump(reader_t *r, char *err) {
     reader_run_t *run = r->run;
     (void)err;
+    while (run->next_iteration < run->iterations && run->saved[run->next_iteration]) run->next_iteration++;
+    if (r->job.mode == GM_MODE_TRAIN && run->nsaved == run->iterations) {
+        switch_to_summary(r); /* every model was there already */
+        return 0;
+    }
     while (!r->finished && run->next_iteration < run->iterations && run->outstanding < run->max_outstanding &&
            r->nfree > 0) {
+        if (run->saved[run->next_iteration]) {
+            run->next_iteration++;
+            continue;
+        }
         sampling_t *s = calloc(1, sizeof *s);
         if (!s) return gm_err(err, "out of memory");
         s->r = r;
@@ -398,6 +492,7 @@ int reader_run_pump(reader_t *r, char *err) {
 
 /* Every model is saved: attach them to the summary job, make it current, and start the block pass. */
 static void switch_to_summary(reader_t *r) {
+    if (r->job.mode != GM_MODE_TRAIN) return;
     reader_run_t *run = r->run;
     gm_job_t *job = &run->summary;
     char err[GM_ERR_LEN];
