@@ -79,6 +79,12 @@ int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err) {
 }
 
 unsigned gm_cli_debug_delay_ms(void) {
-    const char *d = getenv("GRIDMILL_DEBUG_DELAY_MS");
+    /* GRIDMILL_DEBUG_DELAY_MS_WRITER (READER, WORKER) slows one stage; GRIDMILL_DEBUG_DELAY_MS all of them */
+    char name[64];
+    const char *stage = gm_log_stage(), *dash = strrchr(stage, '-');
+    snprintf(name, sizeof name, "GRIDMILL_DEBUG_DELAY_MS_%s", dash ? dash + 1 : stage);
+    for (char *c = name; *c; c++) *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    const char *d = getenv(name);
+    if (!d) d = getenv("GRIDMILL_DEBUG_DELAY_MS");
     return d ? (unsigned)strtoul(d, NULL, 10) : 0;
 }

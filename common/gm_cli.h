@@ -26,7 +26,8 @@ void gm_cli_print_version(const char *program);
 /* Sets up logging for 'stage' and, when the environment names a supervisor (GRIDMILL_SUPERVISOR_PID equal
  * to our parent), asks the kernel to send SIGTERM if the supervisor dies. Returns 0, or -1 with 'err'. */
 int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err);
-/* Returns the per-block delay asked for by GRIDMILL_DEBUG_DELAY_MS (tests use it to slow a stage), or 0. */
+/* Returns the per-block delay tests ask for to slow stages: GRIDMILL_DEBUG_DELAY_MS_<STAGE> (READER, WORKER,
+ * WRITER) for this stage alone, else GRIDMILL_DEBUG_DELAY_MS for every stage, else 0. Call after gm_cli_setup. */
 unsigned gm_cli_debug_delay_ms(void);
 
 #endif
