@@ -96,6 +96,7 @@ typedef struct {
     uint32_t *reads_of_block;      /* prediction pass: times each block was read */
     gm_msg_t **block_copy;         /* a sent block's task, kept until the writer has it, to re-issue */
     uint64_t last_progress;        /* uv_now() of the last block or model the writer reported */
+    int writer_ready;              /* the writer holds the current job: blocks may go (none it already wrote) */
     uint32_t reissued;             /* tasks sent again after a worker was lost or a deadline passed */
     peer_t *peers;
     uint32_t npeers;

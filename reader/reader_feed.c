@@ -36,6 +36,13 @@ static void flush_ready(reader_t *r) {
     char err[GM_ERR_LEN];
     while (r->ready_head && r->tasks) {
         ready_t *q = r->ready_head;
+        if (q->block != UINT32_MAX && r->state[q->block] == BLOCK_ACKED) { /* written meanwhile: not needed */
+            r->ready_head = q->next;
+            if (!r->ready_head) r->ready_tail = NULL;
+            gm_msg_destroy(&q->msg);
+            free(q);
+            continue;
+        }
         gm_msg_t *copy = gm_msg_dup(q->msg); /* kept until the writer has the result, to re-issue */
         if (!copy) {
             gm_log(GM_LOG_ERROR, "out of memory keeping a copy of a task");
@@ -118,6 +125,7 @@ static void after_read(uv_work_t *req, int status) {
     }
     r->block_reads++;
     r->reads_of_block[rd->block]++;
+    if (r->state[rd->block] == BLOCK_ACKED) goto out; /* written by an earlier run meanwhile */
     gm_msg_t *msg = task_message(r, rd, err);
     if (!msg) {
         gm_log(GM_LOG_ERROR, "block %u: %s", rd->block, err);
@@ -138,7 +146,13 @@ out:
 }
 
 void reader_feed_pump(reader_t *r) {
+    if (!r->writer_ready) return; /* it may have outputs of an earlier run to resume from */
+    while (r->state && r->next_block < r->nblocks && r->state[r->next_block] == BLOCK_ACKED) r->next_block++;
     while (!r->finished && r->state && r->next_block < r->nblocks && r->inflight < r->max_inflight && r->nfree > 0) {
+        if (r->state[r->next_block] == BLOCK_ACKED) {
+            r->next_block++;
+            continue;
+        }
         read_t *rd = calloc(1, sizeof *rd);
         if (!rd) {
             gm_log(GM_LOG_ERROR, "out of memory");
@@ -189,6 +203,10 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         } else {
             gm_log(GM_LOG_WARN, "acks: the writer reports done with %u of %u blocks acked", r->nacked, r->nblocks);
         }
+    } else if (h.count == 0 && msg->nframes <= 2) {
+        if (!r->writer_ready) gm_log(GM_LOG_DEBUG, "the writer is ready for job %016llx", (unsigned long long)h.job);
+        r->writer_ready = 1;
+        reader_feed_pump(r);
     } else if (msg->nframes != 2 || gm_msg_size(msg, 1) != (size_t)h.count * 4) {
         gm_log(GM_LOG_WARN, "acks: dropped an ack whose payload does not hold %u block ids", h.count);
         r->dropped++;
@@ -198,18 +216,25 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         for (uint32_t i = 0; i < h.count; i++) {
             uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
                          (uint32_t)p[4 * i + 3] << 24;
-            if (b >= r->nblocks || (r->state[b] != BLOCK_SENT && r->state[b] != BLOCK_RECEIVED)) {
-                if (b >= r->nblocks || r->state[b] != BLOCK_ACKED) r->dropped++;
-                continue; /* duplicate or unknown: nothing to retire */
-            }
-            gm_msg_destroy(&r->block_copy[b]); /* the writer has it: no re-issue needed */
-            if (h.received) {
-                r->state[b] = BLOCK_RECEIVED;
+            if (b >= r->nblocks) {
+                r->dropped++;
                 continue;
             }
+            r->writer_ready = 1;
+            block_state_t st = (block_state_t)r->state[b];
+            if (st == BLOCK_ACKED) continue; /* duplicate: nothing to retire */
+            if (h.received) {
+                if (st == BLOCK_SENT) {
+                    gm_msg_destroy(&r->block_copy[b]); /* the writer has it: no re-issue needed */
+                    r->state[b] = BLOCK_RECEIVED;
+                }
+                continue;
+            }
+            /* written: also blocks not sent yet, which an earlier run wrote (the writer resumed) */
+            gm_msg_destroy(&r->block_copy[b]);
+            if (st != BLOCK_PENDING) r->inflight--;
             r->state[b] = BLOCK_ACKED;
             r->nacked++;
-            r->inflight--;
         }
         reader_feed_pump(r);
     }
@@ -231,6 +256,7 @@ int reader_feed_bind(reader_t *r, char *err) {
 int reader_feed_begin(reader_t *r, char *err) {
     r->nblocks = gm_job_nblocks(&r->job);
     r->next_block = r->nacked = r->nsent = r->inflight = 0;
+    r->writer_ready = 0;
     r->state = calloc(r->nblocks, 1);
     r->reads_of_block = calloc(r->nblocks, sizeof *r->reads_of_block);
     r->block_copy = calloc(r->nblocks, sizeof *r->block_copy);

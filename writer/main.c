@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gm_log.h"
 #include "gm_wire.h"
@@ -67,6 +68,8 @@ void writer_finish(writer_t *wr, int code) {
     uv_signal_stop(&wr->sigint);
     uv_signal_stop(&wr->sigterm);
     uv_timer_stop(&wr->stats);
+    uv_timer_stop(&wr->retry);
+    uv_close((uv_handle_t *)&wr->retry, NULL);
     uv_close((uv_handle_t *)&wr->sigint, NULL);
     uv_close((uv_handle_t *)&wr->sigterm, NULL);
     uv_close((uv_handle_t *)&wr->stats, NULL);
@@ -127,6 +130,8 @@ static void on_result(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     take_result(arg, msg);
 }
 
+static void on_retry(uv_timer_t *t);
+
 /* Makes 'job' the current job: outputs and strips for an apply job, a model table for a training job. */
 static int install_job(writer_t *wr, gm_job_t *job, char *err) {
     if (wr->have_job && wr->job.mode != GM_MODE_TRAIN)
@@ -142,14 +147,40 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
         wr->models_saved = 0;
         wr->model_saved = calloc(wr->job.iterations ? wr->job.iterations : 1, 1);
         if (!wr->model_saved) return gm_err(err, "out of memory");
-        gm_log(GM_LOG_INFO, "job %016llx: saving %u models into %s/models", (unsigned long long)wr->job.id,
-               wr->job.iterations, wr->opt.out_dir);
+        /* models an earlier run saved count as saved: the reader takes them without training them again */
+        for (uint32_t i = 0; i < wr->job.iterations; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/models/iter-%0*u.json", wr->opt.out_dir,
+                     gm_job_iteration_width(wr->job.iterations), i + 1);
+            if (access(path, F_OK) == 0) {
+                wr->model_saved[i] = 1;
+                wr->models_saved++;
+            }
+        }
+        gm_log(GM_LOG_INFO, "job %016llx: saving %u models into %s/models (%u there already)",
+               (unsigned long long)wr->job.id, wr->job.iterations, wr->opt.out_dir, wr->models_saved);
+        if (wr->models_saved == wr->job.iterations) uv_timer_start(&wr->retry, on_retry, 100, 0);
         return 0;
     }
-    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0) return -1;
+    uint32_t resumed = 0, stashed = writer_ledger_stash(wr);
+    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0 ||
+        writer_ledger_resume(wr, stashed, &resumed, err) < 0)
+        return -1;
+    if (resumed) {
+        gm_log(GM_LOG_INFO, "resuming: %u of %u output strips were written by an earlier run", resumed, wr->nstrips);
+        writer_strips_resume_to(wr, resumed);
+    }
+    /* an empty ack says "ready": the reader sends no block before it, so none already written is computed */
+    gm_header_t ready = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = 0};
+    writer_send_ack(wr, &ready, NULL, 0);
     gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
            wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
     return 0;
+}
+
+static void on_retry(uv_timer_t *t) {
+    writer_t *wr = t->data;
+    if (!wr->finished && !wr->job_requested) writer_request_job(wr);
 }
 
 static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
@@ -174,6 +205,12 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     } else if (gm_job_from_msg(msg, &job, err) < 0) {
         gm_log(GM_LOG_ERROR, "control: cannot use the job: %s", err);
         writer_finish(wr, 1);
+    } else if (wr->have_job && job.id == wr->job.id && wr->job.mode == GM_MODE_TRAIN &&
+               wr->models_saved == wr->job.iterations) {
+        /* every model is saved but the reader has not switched to applying them yet: ask again shortly */
+        gm_job_clear(&job);
+        wr->job_requested = 0;
+        uv_timer_start(&wr->retry, on_retry, 100, 0);
     } else if (wr->have_job && job.id == wr->job.id) {
         gm_job_clear(&job); /* the same job again: a held message is stale */
         wr->job_requested = 0;
@@ -235,7 +272,8 @@ int main(int argc, char **argv) {
     uv_signal_init(wr.loop, &wr.sigint);
     uv_signal_init(wr.loop, &wr.sigterm);
     uv_timer_init(wr.loop, &wr.stats);
-    wr.sigint.data = wr.sigterm.data = wr.stats.data = &wr;
+    uv_timer_init(wr.loop, &wr.retry);
+    wr.sigint.data = wr.sigterm.data = wr.stats.data = wr.retry.data = &wr;
     uv_signal_start(&wr.sigint, on_signal, SIGINT);
     uv_signal_start(&wr.sigterm, on_signal, SIGTERM);
     uv_timer_start(&wr.stats, on_stats, 10000, 10000);
@@ -246,7 +284,7 @@ int main(int argc, char **argv) {
     uv_run(wr.loop, UV_RUN_DEFAULT);
     uv_loop_close(wr.loop);
     zmq_ctx_term(wr.zctx);
-    if (wr.exit_code != 0) writer_outputs_abandon(&wr.outs);
+    if (wr.exit_code != 0) writer_ledger_keep(&wr); /* partial outputs keep their .part names, for a re-run */
     writer_strips_clear(&wr);
     for (uint32_t i = 0; i < wr.nack_queue; i++) gm_msg_destroy(&wr.ack_queue[i]);
     gm_msg_destroy(&wr.held);

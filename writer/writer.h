@@ -42,6 +42,7 @@ typedef struct {
     gm_sock_t *control, *results, *acks;
     uv_signal_t sigint, sigterm;
     uv_timer_t stats;
+    uv_timer_t retry;                 /* asks for the job again while the reader is still switching */
     gm_job_t job;
     int have_job;
     int job_requested;                /* a hello is out: results wait for the reply */
@@ -87,6 +88,22 @@ void writer_send_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len);
 int writer_acks_connect(writer_t *wr, char *err);
 /* Asks the reader for the current job. */
 void writer_request_job(writer_t *wr);
+/* After strip 'strips' - 1 is written: closes and reopens every output so the files are whole on disk, then
+ * records in DIR/.gridmill-ledger that 'strips' strips of this job are written. Returns 0, or -1 with 'err'. */
+int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err);
+/* Before the outputs are created: if the ledger names this job, moves the earlier run's partial outputs aside
+ * (NAME.tif.part.old) and returns how many strips they hold; else 0. */
+uint32_t writer_ledger_stash(writer_t *wr);
+/* Just after the outputs were created afresh: rebuilds the 'k' strips stashed by writer_ledger_stash from the
+ * earlier run's partial outputs (same writes, so the same bytes), removes those, and sets '*resumed' to the
+ * strips rebuilt. Returns 0, or -1 with 'err'. */
+int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err);
+/* The job is complete: forgets the ledger. */
+void writer_ledger_remove(writer_t *wr);
+/* Interrupted: closes the outputs, keeping the partial files and the ledger for a re-run. */
+void writer_ledger_keep(writer_t *wr);
+/* Marks strips 0..k-1 written (after a resume): their blocks are taken, acked, and never computed again. */
+void writer_strips_resume_to(writer_t *wr, uint32_t k);
 /* Stops the writer with exit status 'code'. */
 void writer_finish(writer_t *wr, int code);
 

@@ -80,4 +80,5 @@ void writer_models_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     gm_header_t sh = {.kind = GM_MSG_SAVED, .job = job->id, .iteration = h->iteration};
     writer_send_ack(wr, &sh, copy, gm_msg_size(msg, 1));
     gm_log(GM_LOG_DEBUG, "saved %s", path);
+    if (wr->models_saved == job->iterations) writer_request_job(wr); /* the reader moves on to applying them */
 }

@@ -115,9 +115,11 @@ static void do_write(uv_work_t *req) {
     writer_t *wr = wt->wr;
     if (wt->strip) {
         wt->rc = writer_outputs_write_strip(&wr->outs, &wr->job, wt->strip, wt->err);
+        if (wt->rc == 0) wt->rc = writer_ledger_commit(wr, wt->strip->index + 1, wt->err);
         if (wr->delay_ms) usleep(wr->delay_ms * 1000u);
     } else {
         wt->rc = writer_outputs_finish(&wr->outs, wt->err);
+        if (wt->rc == 0) writer_ledger_remove(wr);
     }
 }
 
@@ -189,6 +191,7 @@ static int place_result(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     const gm_job_t *job = &wr->job;
     for (uint32_t r = 0; r < h->h; r++) {
         uint32_t y = h->y + r;
+        if (y / job->tile < wr->next_strip) continue; /* written before a resume */
         strip_t *s = get_strip(wr, y / job->tile);
         if (!s) return -1;
         uint32_t yy = y - s->y0;
@@ -263,4 +266,18 @@ int writer_acks_connect(writer_t *wr, char *err) {
     wr->acks = gm_sock_new(wr->loop, wr->zctx, ZMQ_PUSH, "acks", err);
     if (!wr->acks || gm_sock_connect(wr->acks, acks_ep, err) < 0) return -1;
     return gm_sock_start(wr->acks, NULL, on_acks_writable, wr, err);
+}
+
+void writer_strips_resume_to(writer_t *wr, uint32_t k) {
+    const gm_job_t *job = &wr->job;
+    uint32_t nbx = gm_job_blocks_x(job), nby = gm_job_blocks_y(job);
+    wr->next_strip = k;
+    for (uint32_t by = 0; by < nby; by++) {
+        uint32_t end = (by + 1) * job->block_h;
+        uint32_t last_row = (end < job->ysize ? end : job->ysize) - 1;
+        if (last_row / job->tile >= k) break;
+        for (uint32_t bx = 0; bx < nbx; bx++) wr->seen[by * nbx + bx] = 1;
+    }
+    ack_written(wr);
+    try_write(wr);
 }

@@ -1,0 +1,160 @@
+/* writer_ledger.c -- what the writer has durably written: after every strip the outputs are closed and
+ * reopened (so the files on disk are whole) and DIR/.gridmill-ledger names the job and the strips written.
+ * A re-run of the same job rebuilds the outputs from those strips with the very same sequence of writes,
+ * so a resumed output is the same bytes as an uninterrupted one, and only the rest is computed again. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gm_gdal.h"
+#include "gm_log.h"
+#include "writer.h"
+
+/* Writes the ledger path into 'path'. */
+static void ledger_path(const writer_t *wr, char *path, size_t cap) {
+    snprintf(path, cap, "%s/.gridmill-ledger", wr->opt.out_dir);
+}
+
+/* Closes output 'i' and opens it again for update. Returns 0, or -1 with 'err'. */
+static int reopen(writer_outputs_t *outs, uint32_t i, char *err) {
+    CPLErrorReset();
+    GDALClose(outs->ds[i]);
+    outs->ds[i] = NULL;
+    if (CPLGetLastErrorType() >= CE_Failure)
+        return gm_err(err, "%s: cannot complete: %s", outs->tmp_path[i], gm_gdal_last_error());
+    outs->ds[i] = GDALOpenEx(outs->tmp_path[i], GDAL_OF_RASTER | GDAL_OF_UPDATE, NULL, NULL, NULL);
+    if (!outs->ds[i]) return gm_err(err, "%s: cannot reopen: %s", outs->tmp_path[i], gm_gdal_last_error());
+    return 0;
+}
+
+int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err) {
+    char path[4200], tmp[4300];
+    for (uint32_t i = 0; i < wr->outs.n; i++)
+        if (reopen(&wr->outs, i, err) < 0) return -1;
+    ledger_path(wr, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return gm_err(err, "%s: cannot write: %s", tmp, strerror(errno));
+    int ok = fprintf(f, "gridmill-ledger 1\njob %016llx\nstrips %u\n", (unsigned long long)wr->job.id, strips) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Reads the ledger: the strips written for job 'id', or 0 when there is no ledger of that job. */
+static uint32_t ledger_strips(const writer_t *wr, uint64_t id) {
+    char path[4200];
+    ledger_path(wr, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long job = 0;
+    unsigned strips = 0;
+    int n = fscanf(f, "gridmill-ledger 1\njob %llx\nstrips %u", &job, &strips);
+    fclose(f);
+    return (n == 2 && job == id) ? strips : 0;
+}
+
+/* Writes the partial path of output 'o' (as writer_outputs_create names it) with 'suffix' into 'out'. */
+static void part_path(const writer_t *wr, const gm_output_t *o, const char *suffix, char *out, size_t cap) {
+    GDALDriverH drv = GDALGetDriverByName(wr->opt.format);
+    const char *ext = drv ? GDALGetMetadataItem(drv, GDAL_DMD_EXTENSION, NULL) : NULL;
+    snprintf(out, cap, "%s/%s%s%s.part%s", wr->opt.out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "", suffix);
+}
+
+uint32_t writer_ledger_stash(writer_t *wr) {
+    uint32_t k = ledger_strips(wr, wr->job.id);
+    char from[4300], to[4300];
+    if (k == 0) return 0;
+    gm_gdal_init();
+    for (uint32_t i = 0; i < wr->job.noutputs; i++) {
+        part_path(wr, &wr->job.outputs[i], "", from, sizeof from);
+        part_path(wr, &wr->job.outputs[i], ".old", to, sizeof to);
+        if (rename(from, to) != 0) {
+            gm_log(GM_LOG_WARN, "%s: %s; starting the outputs again", from, strerror(errno));
+            return 0;
+        }
+    }
+    return k;
+}
+
+int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err) {
+    const gm_job_t *job = &wr->job;
+    *resumed = 0;
+    if (k == 0) return 0;
+    /* the old outputs must all be there, whole up to strip k */
+    uint32_t n = wr->outs.n;
+    GDALDatasetH *old = calloc(n, sizeof *old);
+    char (*oldpath)[4300] = calloc(n, sizeof *oldpath);
+    int rc = -1;
+    strip_t *sp = calloc(1, sizeof *sp); /* large: one buffer pointer per possible output */
+    if (!old || !oldpath || !sp) {
+        free(old);
+        free(oldpath);
+        free(sp);
+        return gm_err(err, "out of memory");
+    }
+    strip_t *s = sp;
+    for (uint32_t i = 0; i < n; i++) part_path(wr, &job->outputs[i], ".old", oldpath[i], sizeof oldpath[i]);
+    if (k > wr->nstrips) {
+        rc = 0;
+        goto out;
+    }
+    for (uint32_t i = 0; i < wr->outs.n; i++) {
+        old[i] = GDALOpenEx(oldpath[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        if (!old[i] || GDALGetRasterXSize(old[i]) != (int)job->xsize || GDALGetRasterYSize(old[i]) != (int)job->ysize ||
+            GDALGetRasterCount(old[i]) != (int)job->outputs[i].bands) {
+            gm_log(GM_LOG_WARN, "%s: not a usable partial output; starting the outputs again", oldpath[i]);
+            rc = 0;
+            goto out;
+        }
+    }
+    /* the outputs were just created afresh: write strips 0..k-1 from the old files, as the first run did */
+    for (uint32_t st = 0; st < k; st++) {
+        s->index = st;
+        s->y0 = st * job->tile;
+        s->rows = job->ysize - s->y0 < job->tile ? job->ysize - s->y0 : job->tile;
+        for (uint32_t i = 0; i < wr->outs.n; i++) {
+            const gm_output_t *o = &job->outputs[i];
+            void *buf = realloc(s->buf[i], gm_job_output_bytes(o, job->xsize, s->rows));
+            if (!buf) {
+                gm_err(err, "out of memory resuming strip %u", st);
+                goto out;
+            }
+            s->buf[i] = buf;
+            GDALDataType t = GDALGetRasterDataType(GDALGetRasterBand(old[i], 1));
+            if (GDALDatasetRasterIO(old[i], GF_Read, 0, (int)s->y0, (int)job->xsize, (int)s->rows, buf, (int)job->xsize,
+                                    (int)s->rows, t, (int)o->bands, NULL, 0, 0, 0) != CE_None) {
+                gm_err(err, "%s: cannot read strip %u: %s", oldpath[i], st, gm_gdal_last_error());
+                goto out;
+            }
+        }
+        if (writer_outputs_write_strip(&wr->outs, job, s, err) < 0 || writer_ledger_commit(wr, st + 1, err) < 0) goto out;
+    }
+    *resumed = k;
+    rc = 0;
+out:
+    for (uint32_t i = 0; i < n; i++) {
+        if (old[i]) GDALClose(old[i]);
+        unlink(oldpath[i]);
+        free(s->buf[i]);
+    }
+    free(s);
+    free(old);
+    free(oldpath);
+    return rc;
+}
+
+void writer_ledger_remove(writer_t *wr) {
+    char path[4200];
+    ledger_path(wr, path, sizeof path);
+    unlink(path);
+}
+
+void writer_ledger_keep(writer_t *wr) {
+    for (uint32_t i = 0; i < wr->outs.n; i++) {
+        if (wr->outs.ds[i]) GDALClose(wr->outs.ds[i]);
+        wr->outs.ds[i] = NULL;
+    }
+}
