@@ -26,6 +26,10 @@ struct gm_forest {
     uint32_t *tree_group; /* output group of each tree */
     uint32_t *tree_depth; /* steps from the root to the deepest leaf */
     node_t *nodes;
+    /* the walk's layout: per tree, nodes renumbered breadth-first so a node's children are next to each other
+     * (right = left + 1); a leaf points to itself with a threshold no value passes, so walks stay put */
+    struct walk_node { float threshold; uint32_t left; uint32_t feature_dl; } *walk; /* feature | default_left << 31 */
+    float *leaf;          /* the value of each walk node (leaves only are read) */
     float base_margin;
     transform_t transform;
 };
@@ -126,6 +130,58 @@ out:
     return rc;
 }
 
+/* Renumbers every tree breadth-first into self->walk (children adjacent). Returns 0, or -1 with 'err'. */
+static int build_walk(gm_forest_t *self, char *err) {
+    uint32_t total = self->tree_start[self->ntrees];
+    self->walk = malloc((total ? total : 1) * sizeof *self->walk);
+    self->leaf = malloc((total ? total : 1) * sizeof *self->leaf);
+    uint32_t *order = malloc((total ? total : 1) * sizeof *order), *newid = malloc((total ? total : 1) * sizeof *newid);
+    int rc = -1;
+    if (!self->walk || !self->leaf || !order || !newid) {
+        gm_err(err, "out of memory");
+        goto out;
+    }
+    for (uint32_t t = 0; t < self->ntrees; t++) {
+        const node_t *nd = self->nodes + self->tree_start[t];
+        uint32_t count = self->tree_start[t + 1] - self->tree_start[t], head = 0, tail = 0;
+        order[tail++] = 0; /* breadth-first: a node's children are queued together */
+        newid[0] = 0;
+        while (head < tail) {
+            uint32_t k = order[head++];
+            if (nd[k].left != (int32_t)k) {
+                newid[nd[k].left] = tail;
+                order[tail++] = (uint32_t)nd[k].left;
+                newid[nd[k].right] = tail;
+                order[tail++] = (uint32_t)nd[k].right;
+            }
+        }
+        if (tail != count) {
+            gm_err(err, "tree %u: %u of %u nodes reachable", t, tail, count);
+            goto out;
+        }
+        struct walk_node *w = self->walk + self->tree_start[t];
+        float *leaf = self->leaf + self->tree_start[t];
+        for (uint32_t i = 0; i < count; i++) {
+            const node_t *q = &nd[order[i]];
+            if (q->left == (int32_t)order[i]) { /* leaf: stays, whatever the value */
+                w[i].threshold = INFINITY;
+                w[i].left = i;
+                w[i].feature_dl = 1u << 31;
+            } else {
+                w[i].threshold = q->value;
+                w[i].left = newid[q->left];
+                w[i].feature_dl = q->feature | (q->default_left ? 1u << 31 : 0);
+            }
+            leaf[i] = q->value;
+        }
+    }
+    rc = 0;
+out:
+    free(order);
+    free(newid);
+    return rc;
+}
+
 /* Picks the transform and the margin every row starts from, as XGBoost's objective does. */
 static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_score, char *err) {
     static const char *identity[] = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "binary:logitraw"};
@@ -220,6 +276,7 @@ gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
         at += count;
     }
     self->tree_start[self->ntrees] = at;
+    if (build_walk(self, err) < 0) goto fail;
     gm_json_free(root);
     return self;
 fail:
@@ -234,29 +291,35 @@ uint32_t gm_forest_outputs(const gm_forest_t *self, int margin) {
 
 uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
 
-#define LANES 16 /* rows walked through a tree side by side: independent loads overlap */
+#define LANES 16  /* rows walked through a tree side by side: independent loads overlap */
+#define BATCH 256 /* rows taken through every tree before the next rows: each tree is loaded once per batch */
 
 /* Sums every tree's leaf into the rows' margins, tree after tree, as XGBoost's CPU predictor adds them.
- * Each tree is walked by LANES rows at once for exactly its depth: leaves point to themselves, so rows that
- * reach a leaf early stay there, and the loop has no data-dependent exit. */
+ * Rows go BATCH at a time through all trees, LANES at a time through one tree for exactly its depth:
+ * leaves point to themselves, so rows that reach a leaf early stay there and the loop never branches on
+ * the data. NaN goes the default way, as in XGBoost; no value passes a leaf's infinite threshold. */
 static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
     uint32_t G = self->groups;
     for (size_t i = 0; i < n * G; i++) m[i] = self->base_margin;
-    for (size_t r0 = 0; r0 < n; r0 += LANES) {
-        uint32_t lanes = n - r0 < LANES ? (uint32_t)(n - r0) : LANES;
-        const float *x = rows + r0 * ncols;
+    for (size_t b0 = 0; b0 < n; b0 += BATCH) {
+        size_t bn = n - b0 < BATCH ? n - b0 : BATCH;
         for (uint32_t t = 0; t < self->ntrees; t++) {
-            const node_t *nd = self->nodes + self->tree_start[t];
+            const struct walk_node *w = self->walk + self->tree_start[t];
+            const float *leaf = self->leaf + self->tree_start[t];
             uint32_t depth = self->tree_depth[t], g = self->tree_group[t];
-            int32_t k[LANES] = {0};
-            for (uint32_t step = 0; step < depth; step++)
-                for (uint32_t j = 0; j < lanes; j++) {
-                    const node_t *q = &nd[k[j]];
-                    float v = x[j * ncols + q->feature];
-                    int right = v != v ? !q->default_left : !(v < q->value);
-                    k[j] = right ? q->right : q->left;
-                }
-            for (uint32_t j = 0; j < lanes; j++) m[(r0 + j) * G + g] += nd[k[j]].value;
+            for (size_t r0 = b0; r0 < b0 + bn; r0 += LANES) {
+                uint32_t lanes = b0 + bn - r0 < LANES ? (uint32_t)(b0 + bn - r0) : LANES;
+                const float *x = rows + r0 * ncols;
+                uint32_t k[LANES] = {0};
+                for (uint32_t step = 0; step < depth; step++)
+                    for (uint32_t j = 0; j < lanes; j++) {
+                        const struct walk_node *q = &w[k[j]];
+                        float v = x[j * ncols + (q->feature_dl & 0x7fffffffu)];
+                        uint32_t right = v != v ? !(q->feature_dl >> 31) : !(v < q->threshold);
+                        k[j] = q->left + right;
+                    }
+                for (uint32_t j = 0; j < lanes; j++) m[(r0 + j) * G + g] += leaf[k[j]];
+            }
         }
     }
 }
@@ -311,6 +374,8 @@ void gm_forest_destroy(gm_forest_t **self_p) {
     free(self->tree_group);
     free(self->tree_depth);
     free(self->nodes);
+    free(self->walk);
+    free(self->leaf);
     free(self);
     *self_p = NULL;
 }
