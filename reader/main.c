@@ -181,6 +181,8 @@ void reader_finish(reader_t *r, int code) {
     uv_timer_stop(&r->stats);
     uv_timer_stop(&r->liveness);
     uv_close((uv_handle_t *)&r->liveness, NULL);
+    uv_timer_stop(&r->sampler);
+    uv_close((uv_handle_t *)&r->sampler, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->stats, NULL);
@@ -190,6 +192,30 @@ static void on_signal(uv_signal_t *h, int signum) {
     reader_t *r = h->data;
     gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u blocks written; stopping", signum, r->nacked, r->nblocks);
     reader_finish(r, 128 + signum);
+}
+
+/* Writes --stats: time spent, progress and counts. */
+static void write_stats(reader_t *r) {
+    char extra[512], err[GM_ERR_LEN];
+    uint32_t mdone, mtotal;
+    if (!r->opt.common.stats_file) return;
+    reader_run_progress(r, &mdone, &mtotal);
+    snprintf(extra, sizeof extra,
+             "\"phase\": \"%s\", \"models_done\": %u, \"models_total\": %u, \"blocks_done\": %u, "
+             "\"blocks_total\": %u, \"pixels_total\": %llu, \"block_reads\": %llu, \"reissued\": %u, \"dropped\": %llu, "
+             "\"done\": %s",
+             r->job.mode == GM_MODE_TRAIN ? "training" : "predicting", mdone, mtotal, r->nacked, r->nblocks,
+             (unsigned long long)r->job.xsize * r->job.ysize, (unsigned long long)r->block_reads, r->reissued,
+             (unsigned long long)r->dropped, r->finished && r->exit_code == 0 ? "true" : "false");
+    if (gm_stats_write(&r->stats_time, r->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
+}
+
+/* Every 20 ms: which state was the reader in? Every 25 samples: write --stats. */
+static void on_sample(uv_timer_t *t) {
+    reader_t *r = t->data;
+    gm_stats_state_t st = r->nfree < r->opt.io_threads ? GM_STATS_BUSY : r->ready_head ? GM_STATS_BLOCKED : GM_STATS_WAIT;
+    gm_stats_sample(&r->stats_time, st, uv_hrtime());
+    if (++r->samples % 25 == 0) write_stats(r);
 }
 
 static void on_stats(uv_timer_t *h) {
@@ -232,12 +258,18 @@ int main(int argc, char **argv) {
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_timer_start(&r.stats, on_stats, 10000, 10000);
+    gm_stats_init(&r.stats_time, uv_hrtime());
+    uv_timer_init(r.loop, &r.sampler);
+    r.sampler.data = &r;
+    uv_timer_start(&r.sampler, on_sample, 20, 20);
     if (reader_control_start(&r, err) < 0 || reader_feed_bind(&r, err) < 0 ||
         (r.job.mode == GM_MODE_TRAIN ? reader_run_pump(&r, err) : reader_feed_begin(&r, err)) < 0) {
         fprintf(stderr, "gridmill-reader: %s\n", err);
         reader_finish(&r, 1);
     }
     uv_run(r.loop, UV_RUN_DEFAULT);
+    gm_stats_sample(&r.stats_time, GM_STATS_WAIT, uv_hrtime());
+    write_stats(&r);
     uv_loop_close(r.loop);
     zmq_ctx_term(r.zctx);
     for (uint32_t i = 0; r.stacks && i < r.opt.io_threads; i++) gm_stack_destroy(&r.stacks[i]);

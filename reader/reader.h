@@ -9,6 +9,7 @@
 #include "gm_job.h"
 #include "gm_sock.h"
 #include "gm_stack.h"
+#include "gm_stats.h"
 
 /* The reader's options, built from argv. */
 typedef struct {
@@ -101,6 +102,9 @@ typedef struct {
     peer_t *peers;
     uint32_t npeers;
     uv_timer_t liveness;
+    uv_timer_t sampler;            /* samples busy / blocked / waiting; writes --stats */
+    gm_stats_t stats_time;
+    unsigned samples;
     uint64_t block_reads;          /* prediction pass: block reads in all */
     struct reader_run_s *run;      /* the full job's state, NULL for predict */
     uint64_t dropped;              /* malformed messages dropped */
@@ -140,6 +144,8 @@ void reader_run_sent(reader_t *r, uint32_t iteration, gm_msg_t *copy);
 uint32_t reader_run_reissue(reader_t *r);
 /* Takes a "saved" message from the writer: a trained model on disk, with its bytes. */
 void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h);
+/* Gives the models trained so far and in all (0 and 0 when not a full job). */
+void reader_run_progress(const reader_t *r, uint32_t *done, uint32_t *total);
 /* Frees the full job's state. */
 void reader_run_free(reader_t *r);
 /* Starts as many block reads as the in-flight bound and idle I/O threads allow. */

@@ -581,3 +581,8 @@ void reader_run_free(reader_t *r) {
     free(run);
     r->run = NULL;
 }
+
+void reader_run_progress(const reader_t *r, uint32_t *done, uint32_t *total) {
+    *done = r->run ? r->run->nsaved : 0;
+    *total = r->run ? r->run->iterations : 0;
+}

@@ -63,6 +63,8 @@ void worker_finish(worker_t *w, int code) {
     uv_timer_stop(&w->stats);
     uv_timer_stop(&w->heartbeat);
     uv_close((uv_handle_t *)&w->heartbeat, NULL);
+    uv_timer_stop(&w->sampler);
+    uv_close((uv_handle_t *)&w->sampler, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->stats, NULL);
@@ -85,6 +87,22 @@ static void on_heartbeat(uv_timer_t *t) {
     if (msg && gm_wire_encode(&h, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 && w->control)
         gm_sock_send(w->control, &msg, err); /* a heartbeat that cannot go now is simply skipped */
     gm_msg_destroy(&msg);
+}
+
+/* Writes --stats: time spent and counts. */
+static void write_stats(worker_t *w) {
+    char extra[160], err[GM_ERR_LEN];
+    if (!w->opt.common.stats_file) return;
+    snprintf(extra, sizeof extra, "\"tasks_done\": %llu, \"dropped\": %llu", (unsigned long long)w->done,
+             (unsigned long long)w->dropped);
+    if (gm_stats_write(&w->stats_time, w->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
+}
+
+/* Every 20 ms: computing, holding a result the writer cannot take, or waiting for a task? */
+static void on_sample(uv_timer_t *t) {
+    worker_t *w = t->data;
+    gm_stats_sample(&w->stats_time, w->busy ? GM_STATS_BUSY : w->unsent ? GM_STATS_BLOCKED : GM_STATS_WAIT, uv_hrtime());
+    if (++w->samples % 25 == 0) write_stats(w);
 }
 
 static void on_stats(uv_timer_t *h) {
@@ -115,6 +133,10 @@ int main(int argc, char **argv) {
     uv_timer_init(w.loop, &w.heartbeat);
     w.sigint.data = w.sigterm.data = w.stats.data = w.heartbeat.data = &w;
     uv_timer_start(&w.heartbeat, on_heartbeat, 1000, 1000);
+    gm_stats_init(&w.stats_time, uv_hrtime());
+    uv_timer_init(w.loop, &w.sampler);
+    w.sampler.data = &w;
+    uv_timer_start(&w.sampler, on_sample, 20, 20);
     uv_signal_start(&w.sigint, on_signal, SIGINT);
     uv_signal_start(&w.sigterm, on_signal, SIGTERM);
     uv_timer_start(&w.stats, on_stats, 10000, 10000);
@@ -123,6 +145,8 @@ int main(int argc, char **argv) {
         worker_finish(&w, 1);
     }
     uv_run(w.loop, UV_RUN_DEFAULT);
+    gm_stats_sample(&w.stats_time, GM_STATS_WAIT, uv_hrtime());
+    write_stats(&w);
     uv_loop_close(w.loop);
     zmq_ctx_term(w.zctx);
     gm_msg_destroy(&w.held);

@@ -70,6 +70,8 @@ void writer_finish(writer_t *wr, int code) {
     uv_timer_stop(&wr->stats);
     uv_timer_stop(&wr->retry);
     uv_close((uv_handle_t *)&wr->retry, NULL);
+    uv_timer_stop(&wr->sampler);
+    uv_close((uv_handle_t *)&wr->sampler, NULL);
     uv_close((uv_handle_t *)&wr->sigint, NULL);
     uv_close((uv_handle_t *)&wr->sigterm, NULL);
     uv_close((uv_handle_t *)&wr->stats, NULL);
@@ -80,6 +82,24 @@ static void on_signal(uv_signal_t *h, int signum) {
     gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u strips written; stopping", signum, wr->next_strip,
            wr->nstrips);
     writer_finish(wr, 128 + signum);
+}
+
+/* Writes --stats: time spent and counts. */
+static void write_stats(writer_t *wr) {
+    char extra[200], err[GM_ERR_LEN];
+    if (!wr->opt.common.stats_file) return;
+    snprintf(extra, sizeof extra, "\"blocks_received\": %llu, \"strips_written\": %u, \"strips_total\": %u, "
+             "\"duplicates\": %llu, \"dropped\": %llu", (unsigned long long)wr->received, wr->next_strip, wr->nstrips,
+             (unsigned long long)wr->duplicates, (unsigned long long)wr->dropped);
+    if (gm_stats_write(&wr->stats_time, wr->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
+}
+
+/* Every 20 ms: writing with GDAL, holding acks the reader cannot take, or waiting for results? */
+static void on_sample(uv_timer_t *t) {
+    writer_t *wr = t->data;
+    gm_stats_sample(&wr->stats_time, wr->writing ? GM_STATS_BUSY : wr->nack_queue ? GM_STATS_BLOCKED : GM_STATS_WAIT,
+                    uv_hrtime());
+    if (++wr->samples % 25 == 0) write_stats(wr);
 }
 
 static void on_stats(uv_timer_t *h) {
@@ -274,6 +294,10 @@ int main(int argc, char **argv) {
     uv_timer_init(wr.loop, &wr.stats);
     uv_timer_init(wr.loop, &wr.retry);
     wr.sigint.data = wr.sigterm.data = wr.stats.data = wr.retry.data = &wr;
+    gm_stats_init(&wr.stats_time, uv_hrtime());
+    uv_timer_init(wr.loop, &wr.sampler);
+    wr.sampler.data = &wr;
+    uv_timer_start(&wr.sampler, on_sample, 20, 20);
     uv_signal_start(&wr.sigint, on_signal, SIGINT);
     uv_signal_start(&wr.sigterm, on_signal, SIGTERM);
     uv_timer_start(&wr.stats, on_stats, 10000, 10000);
@@ -282,6 +306,8 @@ int main(int argc, char **argv) {
         writer_finish(&wr, 1);
     }
     uv_run(wr.loop, UV_RUN_DEFAULT);
+    gm_stats_sample(&wr.stats_time, GM_STATS_WAIT, uv_hrtime());
+    write_stats(&wr);
     uv_loop_close(wr.loop);
     zmq_ctx_term(wr.zctx);
     if (wr.exit_code != 0) writer_ledger_keep(&wr); /* partial outputs keep their .part names, for a re-run */

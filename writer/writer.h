@@ -9,6 +9,7 @@
 #include "gm_cli.h"
 #include "gm_job.h"
 #include "gm_sock.h"
+#include "gm_stats.h"
 
 /* The writer's options, built from argv. */
 typedef struct {
@@ -42,6 +43,9 @@ typedef struct {
     gm_sock_t *control, *results, *acks;
     uv_signal_t sigint, sigterm;
     uv_timer_t stats;
+    uv_timer_t sampler;      /* samples busy / blocked / waiting; writes --stats */
+    gm_stats_t stats_time;
+    unsigned samples;
     uv_timer_t retry;                 /* asks for the job again while the reader is still switching */
     gm_job_t job;
     int have_job;

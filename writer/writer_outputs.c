@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "gm_gdal.h"
@@ -50,8 +51,27 @@ static int check_dir(const char *dir, char *err) {
     } else if (!S_ISDIR(st.st_mode)) {
         return gm_err(err, "%s: output path is not a folder", dir);
     }
-    if (access(dir, W_OK | X_OK) != 0) return gm_err(err, "%s: output folder is not writable", dir);
+    if (access(dir, W_OK | X_OK) != 0) return gm_err(err, "%s: output folder is not writable: %s", dir, strerror(errno));
     return 0;
+}
+
+/* Says why writing 'path' failed, into 'why': the system's reason when errno ('saved_errno', taken right after
+ * the failed call) or the file system says the disk or quota is full ("No space left on device (12 KiB free)"),
+ * else GDAL's last error. Returns 'why'. */
+static const char *write_failure(const char *path, int saved_errno, char *why, size_t cap) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    struct statvfs fs;
+    int have_fs = statvfs(dir, &fs) == 0;
+    unsigned long long free_bytes = have_fs ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
+    if (saved_errno == ENOSPC || saved_errno == EDQUOT || (have_fs && free_bytes < 65536))
+        snprintf(why, cap, "%s (%llu KiB free)", strerror(saved_errno == EDQUOT ? EDQUOT : ENOSPC), free_bytes >> 10);
+    else
+        snprintf(why, cap, "%s", gm_gdal_last_error());
+    return why;
 }
 
 /* Builds the creation options: tiled on the job's tile for GTiff, then the user's -co on top. */
@@ -116,26 +136,33 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
 }
 
 int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err) {
+    char why[GM_ERR_LEN];
     for (uint32_t i = 0; i < outs->n; i++) {
         const gm_output_t *o = &job->outputs[i];
         CPLErrorReset();
+        errno = 0;
         CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, 0, (int)s->y0, (int)job->xsize, (int)s->rows, s->buf[i],
                                        (int)job->xsize, (int)s->rows, gdal_type(o->dtype), (int)o->bands, NULL, 0, 0, 0);
         if (e == CE_None) GDALFlushCache(outs->ds[i]);
+        int saved_errno = errno;
         if (e != CE_None || CPLGetLastErrorType() >= CE_Failure)
             return gm_err(err, "%s: cannot write rows %u-%u: %s", outs->tmp_path[i], s->y0, s->y0 + s->rows - 1,
-                          gm_gdal_last_error());
+                          write_failure(outs->tmp_path[i], saved_errno, why, sizeof why));
     }
     return 0;
 }
 
 int writer_outputs_finish(writer_outputs_t *outs, char *err) {
+    char why[GM_ERR_LEN];
     for (uint32_t i = 0; i < outs->n; i++) {
         CPLErrorReset();
+        errno = 0;
         GDALClose(outs->ds[i]);
+        int saved_errno = errno;
         outs->ds[i] = NULL;
         if (CPLGetLastErrorType() >= CE_Failure)
-            return gm_err(err, "%s: cannot complete: %s", outs->tmp_path[i], gm_gdal_last_error());
+            return gm_err(err, "%s: cannot complete: %s", outs->tmp_path[i],
+                          write_failure(outs->tmp_path[i], saved_errno, why, sizeof why));
     }
     for (uint32_t i = 0; i < outs->n; i++)
         if (rename(outs->tmp_path[i], outs->final_path[i]) != 0)
