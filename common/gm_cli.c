@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "gm_log.h"
+#include "gm_sock.h"
 
 const char *gm_cli_value(int argc, char **argv, int *i, char *err) {
     if (*i + 1 >= argc) {
@@ -36,6 +37,14 @@ int gm_cli_common(int argc, char **argv, int *i, gm_cli_common_t *c, char *err) 
     }
     if (!strcmp(a, "--log-file")) {
         if (!(c->log_file = gm_cli_value(argc, argv, i, err))) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--curve")) {
+        if (!(c->curve = gm_cli_value(argc, argv, i, err))) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--stats")) {
+        if (!(c->stats_file = gm_cli_value(argc, argv, i, err))) return -1;
         return 1;
     }
     if (!strcmp(a, "--config")) {
@@ -68,6 +77,7 @@ void gm_cli_print_version(const char *program) {
 int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err) {
     gm_log_init(stage, c->quiet ? GM_LOG_ERROR : c->verbose ? GM_LOG_DEBUG : GM_LOG_INFO);
     if (c->log_file && gm_log_open_file(c->log_file, err) < 0) return -1;
+    if (c->curve && gm_sock_curve_load(c->curve, err) < 0) return -1;
     signal(SIGPIPE, SIG_IGN);
     const char *sup = getenv("GRIDMILL_SUPERVISOR_PID");
     if (sup && *sup) {

@@ -12,9 +12,11 @@ typedef struct {
     int quiet;            /* -q: errors only */
     int verbose;          /* --verbose: debug lines too */
     const char *log_file; /* --log-file PATH: also append log lines here */
+    const char *stats_file; /* --stats PATH: where the stage keeps its time and progress (JSON) */
+    const char *curve;    /* --curve KEYFILE: secure every socket with this CURVE key file (NULL: none) */
 } gm_cli_common_t;
 
-/* Handles the common option at argv[*i] (-q, --quiet, --verbose, --log-file F, --config KEY VALUE),
+/* Handles the common option at argv[*i] (-q, --quiet, --verbose, --log-file F, --config KEY VALUE, --curve F),
  * advancing *i past its values. Returns 1 if consumed, 0 if not a common option, -1 with 'err'. */
 int gm_cli_common(int argc, char **argv, int *i, gm_cli_common_t *c, char *err);
 /* Returns the value following option argv[*i] and advances *i, or NULL with 'err' if there is none. */
@@ -23,7 +25,8 @@ const char *gm_cli_value(int argc, char **argv, int *i, char *err);
 int gm_cli_uint(const char *opt, const char *val, uint32_t lo, uint32_t hi, uint32_t *out, char *err);
 /* Prints "PROGRAM VERSION" with the versions of the libraries linked in, on stdout. */
 void gm_cli_print_version(const char *program);
-/* Sets up logging for 'stage' and, when the environment names a supervisor (GRIDMILL_SUPERVISOR_PID equal
+/* Sets up logging for 'stage', loads the --curve key file (every socket gm_sock binds or connects from then on
+ * is CURVE-secured: see gm_sock.h) and, when the environment names a supervisor (GRIDMILL_SUPERVISOR_PID equal
  * to our parent), asks the kernel to send SIGTERM if the supervisor dies. Returns 0, or -1 with 'err'. */
 int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err);
 /* Returns the per-block delay tests ask for to slow stages: GRIDMILL_DEBUG_DELAY_MS_<STAGE> (READER, WORKER,

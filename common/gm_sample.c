@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gm_log.h"
 #include "gm_rng.h"
@@ -307,8 +308,10 @@ out_free_points:
 int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t iteration,
                          const char *const *band_names, const char *path, char *err) {
     int regression = gm_polys_is_regression(p);
-    FILE *f = fopen(path, "w");
-    if (!f) return gm_err(err, "%s: cannot create: %s", path, strerror(errno));
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp) return gm_err(err, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w"); /* written under a temporary name: a table with its final name is whole */
+    if (!f) return gm_err(err, "%s: cannot create: %s", tmp, strerror(errno));
     setvbuf(f, NULL, _IOFBF, 1 << 16);
     fputs(regression ? "iteration,polygon,x,y,target" : "iteration,polygon,x,y,class,code", f);
     for (uint32_t b = 0; b < s->nbands; b++) {
@@ -336,7 +339,12 @@ int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t it
         }
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
+    int bad = ferror(f) ? errno : 0;
+    if (fclose(f) != 0 && !bad) bad = errno;
+    if (bad || rename(tmp, path) != 0) {
+        gm_err(err, "%s: cannot write: %s", path, strerror(bad ? bad : errno));
+        unlink(tmp);
+        return -1;
+    }
     return 0;
 }

@@ -2,7 +2,11 @@
 #include "gm_stack.h"
 
 #include <assert.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
 #include <gdal.h>
+#include <gdal_alg.h>
+#include <gdalwarper.h>
 #include <math.h>
 #include <ogr_srs_api.h>
 #include <pthread.h>
@@ -28,8 +32,10 @@ typedef struct {
 
 struct gm_stack {
     int npaths;
+    int align;            /* rasters on another grid are warped onto the first's */
     char **paths;
-    GDALDatasetH *ds;
+    GDALDatasetH *ds;     /* what is read: the file, or a warped VRT over it */
+    GDALDatasetH *src;    /* the file under a warped VRT, NULL when read directly */
     uint32_t nbands;
     band_t *bands;
     gm_grid_t grid;
@@ -45,7 +51,8 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
-/* Compares the grid of dataset 'ds' (file 'i') with the stack's grid. Returns 0, or -1 with 'err'. */
+/* Compares the grid of dataset 'ds' (file 'i') with the stack's grid. Returns 0, or -1 with 'err' saying how
+ * it differs. */
 static int check_grid(gm_stack_t *self, int i, char *err) {
     GDALDatasetH ds = self->ds[i];
     const char *name = self->paths[i], *first = base_name(self->paths[0]);
@@ -78,6 +85,73 @@ static int check_grid(gm_stack_t *self, int i, char *err) {
     return 0;
 }
 
+/* Replaces file 'i' by a warped VRT of it on the stack's grid: nearest neighbour, exact transformation, each
+ * band's nodata kept (NaN for a band without one, in a float64 VRT), everything outside the file nodata. The
+ * file stays open under the VRT (in self->src). Returns 0, or -1 with 'err'. */
+static int warp_onto_grid(gm_stack_t *self, int i, char *err) {
+    GDALDatasetH file = self->ds[i];
+    const char *name = self->paths[i], *first = base_name(self->paths[0]);
+    double gt[6];
+    if (GDALGetGeoTransform(file, gt) != CE_None && GDALGetGCPCount(file) == 0)
+        return gm_err(err, "%s: cannot align onto %s: the file has no geotransform", name, first);
+    const char *wkt = GDALGetProjectionRef(file);
+    if (!wkt) wkt = "";
+    if (!*wkt != !*self->grid.crs)
+        return gm_err(err, "%s: cannot align onto %s: one has a CRS, the other none", name, first);
+    int nb = GDALGetRasterCount(file), any_nodata = 0, keep_type = 1;
+    GDALDataType type = GDALGetRasterDataType(GDALGetRasterBand(file, 1));
+    GDALWarpOptions *wo = GDALCreateWarpOptions();
+    wo->hSrcDS = file;
+    wo->eResampleAlg = GRA_NearestNeighbour;
+    wo->nBandCount = nb;
+    wo->panSrcBands = CPLMalloc(sizeof(int) * (size_t)nb);
+    wo->panDstBands = CPLMalloc(sizeof(int) * (size_t)nb);
+    wo->padfSrcNoDataReal = CPLMalloc(sizeof(double) * (size_t)nb);
+    wo->padfDstNoDataReal = CPLMalloc(sizeof(double) * (size_t)nb);
+    for (int b = 0; b < nb; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(file, b + 1);
+        int has;
+        double nodata = GDALGetRasterNoDataValue(band, &has);
+        wo->panSrcBands[b] = wo->panDstBands[b] = b + 1;
+        wo->padfSrcNoDataReal[b] = wo->padfDstNoDataReal[b] = has ? nodata : NAN;
+        any_nodata |= has;
+        if (!has || GDALGetRasterDataType(band) != type) keep_type = 0;
+    }
+    if (!any_nodata) {
+        /* no nodata value anywhere: let GDAL use the file's per-dataset mask, if any */
+        CPLFree(wo->padfSrcNoDataReal);
+        wo->padfSrcNoDataReal = NULL;
+    }
+    /* a band without nodata needs NaN to mark what lies outside the file, so a float64 VRT */
+    wo->eWorkingDataType = keep_type ? type : GDT_Float64;
+    wo->papszWarpOptions = CSLSetNameValue(wo->papszWarpOptions, "INIT_DEST", "NO_DATA");
+    wo->papszWarpOptions = CSLSetNameValue(wo->papszWarpOptions, "UNIFIED_SRC_NODATA", "NO");
+    char **to = *self->grid.crs ? CSLSetNameValue(NULL, "DST_SRS", self->grid.crs) : NULL;
+    CPLErrorReset();
+    wo->pTransformerArg = GDALCreateGenImgProjTransformer2(file, NULL, to);
+    CSLDestroy(to);
+    if (!wo->pTransformerArg) {
+        GDALDestroyWarpOptions(wo);
+        return gm_err(err, "%s: cannot align onto %s: %s", name, first, gm_gdal_last_error());
+    }
+    wo->pfnTransformer = GDALGenImgProjTransform;
+    GDALSetGenImgProjTransformerDstGeoTransform(wo->pTransformerArg, self->grid.gt);
+    /* the VRT owns the transformer from here on, and holds a reference to the file */
+    GDALDatasetH vrt = GDALCreateWarpedVRT(file, (int)self->grid.xsize, (int)self->grid.ysize, self->grid.gt, wo);
+    GDALDestroyWarpOptions(wo);
+    if (!vrt) return gm_err(err, "%s: cannot align onto %s: %s", name, first, gm_gdal_last_error());
+    if (*self->grid.crs) GDALSetProjection(vrt, self->grid.crs);
+    for (int b = 1; b <= nb; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(vrt, b);
+        int has;
+        GDALGetRasterNoDataValue(band, &has);
+        if (!has) GDALSetRasterNoDataValue(band, NAN);
+    }
+    self->src[i] = file;
+    self->ds[i] = vrt;
+    return 0;
+}
+
 /* Records band 'bi' (1-based) of file 'i' in the stack. */
 static void add_band(gm_stack_t *self, int i, int bi) {
     band_t *b = &self->bands[self->nbands++];
@@ -103,6 +177,10 @@ static void add_band(gm_stack_t *self, int i, int bi) {
 }
 
 gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err) {
+    return gm_stack_open_aligned(paths, npaths, 0, err);
+}
+
+gm_stack_t *gm_stack_open_aligned(const char *const *paths, int npaths, int align, char *err) {
     assert(npaths >= 1);
     gm_gdal_init();
     gm_stack_t *self = calloc(1, sizeof *self);
@@ -111,9 +189,11 @@ gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err) {
         return NULL;
     }
     self->npaths = npaths;
+    self->align = align != 0;
     self->paths = calloc((size_t)npaths, sizeof *self->paths);
     self->ds = calloc((size_t)npaths, sizeof *self->ds);
-    if (!self->paths || !self->ds) {
+    self->src = calloc((size_t)npaths, sizeof *self->src);
+    if (!self->paths || !self->ds || !self->src) {
         gm_err(err, "out of memory");
         goto fail;
     }
@@ -145,7 +225,7 @@ gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err) {
         goto fail;
     }
     for (int i = 0; i < npaths; i++) {
-        if (i > 0 && check_grid(self, i, err) < 0) goto fail;
+        if (i > 0 && check_grid(self, i, err) < 0 && (!self->align || warp_onto_grid(self, i, err) < 0)) goto fail;
         for (int bi = 1; bi <= GDALGetRasterCount(self->ds[i]); bi++) add_band(self, i, bi);
     }
     return self;
@@ -155,7 +235,50 @@ fail:
 }
 
 gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err) {
-    return gm_stack_open((const char *const *)self->paths, self->npaths, err);
+    return gm_stack_open_aligned((const char *const *)self->paths, self->npaths, self->align, err);
+}
+
+int gm_stack_is_warped(const gm_stack_t *self, int file) {
+    return file >= 0 && file < self->npaths && self->src[file] != NULL;
+}
+
+/* Returns the bytes of decoded blocks one band needs in GDAL's cache so that reading it in full-width rows
+ * 'rows' pixels high decodes each natural block once: the natural block rows one such row touches (one more
+ * when misaligned) and the first of the next, full width. */
+static size_t band_cache_bytes(GDALRasterBandH band, double rows) {
+    int bw, bh;
+    GDALGetBlockSize(band, &bw, &bh);
+    if (bw < 1 || bh < 1) return 0;
+    size_t xsize = (size_t)GDALGetRasterBandXSize(band), ysize = (size_t)GDALGetRasterBandYSize(band);
+    size_t width = (xsize + (size_t)bw - 1) / (size_t)bw * (size_t)bw;
+    size_t nat_rows = ((size_t)ceil(rows) + (size_t)bh - 1) / (size_t)bh + 2; /* + misalignment + next row */
+    size_t need_rows = nat_rows * (size_t)bh;
+    if (need_rows > ysize + (size_t)bh) need_rows = ysize + (size_t)bh;
+    return width * need_rows * (size_t)GDALGetDataTypeSizeBytes(GDALGetRasterDataType(band));
+}
+
+size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t block_h) {
+    if (CPLGetConfigOption("GDAL_CACHEMAX", NULL)) return (size_t)GDALGetCacheMax64();
+    size_t need = 0;
+    for (uint32_t i = 0; i < self->nbands; i++) {
+        const band_t *b = &self->bands[i];
+        need += band_cache_bytes(b->band, block_h);
+        if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(b->band), block_h);
+        GDALDatasetH src = self->src[b->file];
+        if (src) {
+            /* the warper reads the file's own blocks: as many of its rows as cover 'block_h' of ours */
+            double gt[6], scale = 1;
+            if (GDALGetGeoTransform(src, gt) == CE_None && gt[5] != 0)
+                scale = fabs(self->grid.gt[5]) / fabs(gt[5]);
+            GDALRasterBandH sb = GDALGetRasterBand(src, b->index);
+            need += band_cache_bytes(sb, block_h * scale);
+            if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(sb), block_h * scale);
+        }
+    }
+    need += need / 4;
+    if (need < ((size_t)16 << 20)) need = (size_t)16 << 20;
+    GDALSetCacheMax64((GIntBig)need);
+    return (size_t)GDALGetCacheMax64();
 }
 
 const gm_grid_t *gm_stack_grid(const gm_stack_t *self) { return &self->grid; }
@@ -229,10 +352,12 @@ void gm_stack_destroy(gm_stack_t **self_p) {
     gm_stack_t *self = *self_p;
     if (!self) return;
     for (int i = 0; i < self->npaths; i++) {
-        if (self->ds && self->ds[i]) GDALClose(self->ds[i]);
+        if (self->ds && self->ds[i]) GDALClose(self->ds[i]); /* a VRT first: it holds a reference to its file */
+        if (self->src && self->src[i]) GDALClose(self->src[i]);
         if (self->paths) free(self->paths[i]);
     }
     free(self->ds);
+    free(self->src);
     free(self->paths);
     free(self->bands);
     free(self->grid.crs);

@@ -17,10 +17,29 @@ typedef struct {
 
 /* Opens every band of every raster in 'paths' (npaths >= 1) read-only and checks that they share one grid:
  * size, geotransform (to 1e-9 of a pixel) and CRS. Returns NULL with 'err' naming the file and the
- * difference. The caller owns the stack. */
+ * difference. The caller owns the stack. Same as gm_stack_open_aligned(paths, npaths, 0, err). */
 gm_stack_t *gm_stack_open(const char *const *paths, int npaths, char *err);
-/* Opens the same files again, for use by another thread. Returns NULL with 'err'. */
+/* As gm_stack_open, but when 'align' is non-zero a raster whose grid differs from the first raster's (size,
+ * geotransform or CRS) is not an error: it is read through a GDAL warped VRT onto the first raster's grid
+ * (its size, geotransform and CRS), as `gdalwarp -r near -et 0 -t_srs CRS -te ... -ts W H` would write it:
+ * nearest neighbour, so values are never blended (class codes stay codes, nodata never spreads), with an
+ * exact coordinate transformation. Each band keeps its own nodata value; pixels outside the raster or on its
+ * nodata (its nodata value or NaN; its per-dataset mask when no band has a nodata value) read as NaN. A raster
+ * that has no geotransform, or a CRS where the first has none (or the reverse), cannot be aligned: NULL with
+ * 'err'. The caller owns the stack. */
+gm_stack_t *gm_stack_open_aligned(const char *const *paths, int npaths, int align, char *err);
+/* Opens the same files again (aligned as the original), for use by another thread. Returns NULL with 'err'. */
 gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err);
+/* Returns 1 if raster 'file' (0-based, in the order given) is read through a warped VRT onto the first
+ * raster's grid, 0 otherwise. */
+int gm_stack_is_warped(const gm_stack_t *self, int file);
+/* Sets GDAL's block cache (a process-wide setting) to what reading the grid in full-width rows of blocks
+ * 'block_h' pixels high needs so that every natural block of every band, mask and warped source is decoded
+ * once: per band, the natural block rows two consecutive block rows touch, full width, plus a quarter, and
+ * 16 MiB at least. Without it GDAL keeps up to 5% of the machine's RAM of decoded blocks, so a process reading
+ * a large raster grows with the raster. A cache the user chose (GDAL_CACHEMAX, in the environment or with
+ * --config) is left alone. Returns the cache size in force, in bytes. */
+size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t block_h);
 /* Returns the shared grid (valid while the stack is open). */
 const gm_grid_t *gm_stack_grid(const gm_stack_t *self);
 /* Returns the total number of bands across all files. */

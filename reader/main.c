@@ -24,6 +24,7 @@ static const char usage[] =
     "  -bs, --block-size N   processing block side in pixels (default: the data's tile, else 256)\n"
     "  --tile-size N         output tile side, a multiple of 16 (256)\n"
     "  --probabilities       classification: also write one probability band per class\n"
+    "  --align               warp covariates on another grid onto the first one's (nearest neighbour)\n"
     "  --max-inflight N      most blocks read but not yet written (default: two output strips)\n"
     "  --io-threads N        concurrent GDAL reads (2)\n"
     "  --stall-timeout S     re-issue unfinished tasks when nothing progresses for S seconds (60; 0: never)\n"
@@ -44,6 +45,8 @@ static const char usage[] =
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"
     "  --log-file FILE       also append log lines to FILE\n"
+    "  --stats FILE          keep this stage's busy, blocked and waiting time (and counts) in FILE, as JSON\n"
+    "  --curve KEYFILE       secure every connection with ZeroMQ CURVE (key file from 'gridmill keygen')\n"
     "  --config KEY VALUE    set a GDAL configuration option\n"
     "  --help, --version\n";
 
@@ -85,6 +88,10 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         if (!strcmp(a, "--covariates")) continue; /* the rasters follow as positional arguments */
         if (!strcmp(a, "--probabilities")) {
             o->probabilities = 1;
+            continue;
+        }
+        if (!strcmp(a, "--align")) {
+            o->align = 1;
             continue;
         }
         if (!strcmp(a, "--rf")) {

@@ -26,6 +26,7 @@ typedef struct {
     uint32_t max_inflight;         /* --max-inflight, 0 = automatic */
     uint32_t io_threads;           /* --io-threads: concurrent GDAL reads */
     int probabilities;             /* --probabilities */
+    int align;                     /* --align: warp covariates onto the first one's grid */
     /* the full job (run): sample, train per iteration, apply every model, summarise */
     const char *out_dir;           /* --out: sample tables and class table go here */
     const char *polygons;          /* --polygons MAP[:LAYER] */

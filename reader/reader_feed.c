@@ -269,6 +269,8 @@ int reader_feed_begin(reader_t *r, char *err) {
                strip, strip + 1);
         r->max_inflight = strip + 1;
     }
+    size_t cache = gm_stack_limit_cache(r->stacks[0], r->job.block_h);
+    gm_log(GM_LOG_DEBUG, "GDAL block cache: %zu MiB", cache >> 20);
     gm_log(GM_LOG_INFO, "job %016llx: applying %u model%s to %u blocks of %ux%u over %ux%u pixels, %u bands",
            (unsigned long long)r->job.id, r->job.nmodels, r->job.nmodels > 1 ? "s" : "", r->nblocks, r->job.block_w,
            r->job.block_h, r->job.xsize, r->job.ysize, r->job.nbands);

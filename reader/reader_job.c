@@ -74,7 +74,11 @@ int reader_stacks_open(reader_t *r, char *err) {
     if (!r->stacks && !(r->stacks = calloc(o->io_threads, sizeof *r->stacks))) return gm_err(err, "out of memory");
     r->free_stacks = calloc(o->io_threads, sizeof *r->free_stacks);
     if (!r->free_stacks) return gm_err(err, "out of memory");
-    if (!r->stacks[0] && !(r->stacks[0] = gm_stack_open(o->covariates, o->ncovariates, err))) return -1;
+    if (!r->stacks[0] && !(r->stacks[0] = gm_stack_open_aligned(o->covariates, o->ncovariates, o->align, err)))
+        return -1;
+    for (int i = 1; i < o->ncovariates; i++)
+        if (gm_stack_is_warped(r->stacks[0], i))
+            gm_log(GM_LOG_INFO, "%s: warped onto the grid of %s (--align)", o->covariates[i], o->covariates[0]);
     /* One stack per I/O thread: GDAL handles are not shared between threads. */
     for (uint32_t i = 1; i < o->io_threads; i++)
         if (!(r->stacks[i] = gm_stack_reopen(r->stacks[0], err))) return -1;

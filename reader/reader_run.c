@@ -213,7 +213,7 @@ static uint64_t run_key(const reader_t *r) {
     h = fnv_str(h, o->id_field);
     h = fnv_file(h, o->observations);
     h = fnv_str(h, o->observations_field);
-    double sampling[3] = {(double)o->per_polygon, o->density, (double)o->min_samples};
+    double sampling[4] = {(double)o->per_polygon, o->density, (double)o->min_samples, (double)o->align};
     h = fnv(h, sampling, sizeof sampling);
     for (int i = 0; i < o->ncovariates; i++) h = fnv_file(h, o->covariates[i]);
     return h;
@@ -398,7 +398,8 @@ static void do_sampling(uv_work_t *req) {
                               obs->values + i * nb, s->err) < 0)
             goto out;
     if (smp->n == 0) {
-        gm_err(s->err, "iteration %u: no sample point on valid covariates in any polygon", s->iteration + 1);
+        gm_err(s->err, "%s: no sample point on valid covariates in any of its %u polygons (all on nodata or off the "
+               "rasters)", r->opt.polygons, gm_polys_count(run->polys));
         goto out;
     }
     snprintf(path, sizeof path, "%s/samples/iter-%0*u.csv", r->opt.out_dir, run->width, s->iteration + 1);

@@ -22,6 +22,8 @@ static const char usage[] =
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"
     "  --log-file FILE       also append log lines to FILE\n"
+    "  --stats FILE          keep this stage's busy, blocked and waiting time (and counts) in FILE, as JSON\n"
+    "  --curve KEYFILE       secure every connection with ZeroMQ CURVE (key file from 'gridmill keygen')\n"
     "  --config KEY VALUE    set a GDAL configuration option\n"
     "  --help, --version\n";
 

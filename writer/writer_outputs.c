@@ -51,7 +51,8 @@ static int check_dir(const char *dir, char *err) {
     } else if (!S_ISDIR(st.st_mode)) {
         return gm_err(err, "%s: output path is not a folder", dir);
     }
-    if (access(dir, W_OK | X_OK) != 0) return gm_err(err, "%s: output folder is not writable: %s", dir, strerror(errno));
+    if (access(dir, W_OK | X_OK) != 0)
+        return gm_err(err, "%s: output folder is not writable: %s", dir, strerror(errno));
     return 0;
 }
 
