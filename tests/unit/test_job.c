@@ -998,6 +998,7 @@ static void test_compute_id(void **state) {
     /* The id names the work, not where it is served: a restarted run on other ports keeps it (resume). */
     {
         gm_job_t e;
+        char err[GM_ERR_LEN];
         make_job(&e);
         assert_int_equal(gm_job_compute_id(&e, err), 0);
         uint64_t before = e.id;
