@@ -17,7 +17,7 @@ static const char usage[] =
     "  --out DIR             output folder (created if missing)\n"
     "  --connect EP          the reader's control endpoint (tcp://127.0.0.1:5555)\n"
     "  --bind EP             result endpoint to bind, PULL from workers (tcp://127.0.0.1:5558)\n"
-    "  -of FORMAT            GDAL driver of the outputs (GTiff)\n"
+    "  -of FORMAT            GDAL driver of the outputs (GTiff; COG: tiled GTiff copied to a COG when complete)\n"
     "  -co KEY=VALUE         creation option, repeatable (GTiff default: TILED=YES, tile size of the job)\n"
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"

@@ -27,6 +27,8 @@ typedef struct {
     GDALDatasetH ds[GM_JOB_MAX_OUTPUTS];
     char *tmp_path[GM_JOB_MAX_OUTPUTS];
     char *final_path[GM_JOB_MAX_OUTPUTS];
+    int cog;                 /* -of COG: write tiled GTiff, then copy each complete output to a COG */
+    char **cog_options;      /* the user's -co, for the COG copy */
 } writer_outputs_t;
 
 /* One strip of output rows being assembled: rows [y0, y0 + rows) of every output, band-sequential. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -98,13 +99,22 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
     gm_gdal_init();
     memset(outs, 0, sizeof *outs);
     if (check_dir(opt->out_dir, err) < 0) return -1;
-    GDALDriverH drv = GDALGetDriverByName(opt->format);
+    outs->cog = !strcasecmp(opt->format, "COG");
+    if (outs->cog && !GDALGetDriverByName("COG")) return gm_err(err, "-of COG: this GDAL has no COG driver");
+    /* a COG is written as a tiled GTiff strip by strip, then copied once complete (COG needs CreateCopy) */
+    const char *format = outs->cog ? "GTiff" : opt->format;
+    GDALDriverH drv = GDALGetDriverByName(format);
     if (!drv) return gm_err(err, "-of %s: no such GDAL driver", opt->format);
     if (!GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL))
         return gm_err(err, "-of %s: the driver cannot create files block by block", opt->format);
     const char *ext = GDALGetMetadataItem(drv, GDAL_DMD_EXTENSION, NULL);
-    int gtiff = !strcmp(opt->format, "GTiff");
-    char **co = creation_options(opt, job, gtiff);
+    int gtiff = !strcmp(format, "GTiff");
+    writer_options_t gtiff_opt = *opt;
+    if (outs->cog) {
+        outs->cog_options = CSLDuplicate(opt->create_options);
+        gtiff_opt.create_options = NULL; /* the user's -co are for the COG */
+    }
+    char **co = creation_options(&gtiff_opt, job, gtiff);
     for (uint32_t i = 0; i < job->noutputs; i++) {
         const gm_output_t *o = &job->outputs[i];
         char path[4096];
@@ -165,9 +175,28 @@ int writer_outputs_finish(writer_outputs_t *outs, char *err) {
             return gm_err(err, "%s: cannot complete: %s", outs->tmp_path[i],
                           write_failure(outs->tmp_path[i], saved_errno, why, sizeof why));
     }
+    for (uint32_t i = 0; outs->cog && i < outs->n; i++) {
+        char copy[4200];
+        snprintf(copy, sizeof copy, "%s.cog", outs->tmp_path[i]);
+        GDALDatasetH src = GDALOpenEx(outs->tmp_path[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        CPLErrorReset();
+        GDALDatasetH dst = src ? GDALCreateCopy(GDALGetDriverByName("COG"), copy, src, FALSE, outs->cog_options, NULL, NULL)
+                               : NULL;
+        int ok = dst != NULL;
+        if (dst) GDALClose(dst);
+        if (src) GDALClose(src);
+        if (!ok || CPLGetLastErrorType() >= CE_Failure) {
+            unlink(copy);
+            return gm_err(err, "%s: cannot copy to a COG: %s", outs->tmp_path[i], gm_gdal_last_error());
+        }
+        if (rename(copy, outs->tmp_path[i]) != 0)
+            return gm_err(err, "%s: cannot rename to %s: %s", copy, outs->tmp_path[i], strerror(errno));
+    }
     for (uint32_t i = 0; i < outs->n; i++)
         if (rename(outs->tmp_path[i], outs->final_path[i]) != 0)
             return gm_err(err, "%s: cannot rename to %s: %s", outs->tmp_path[i], outs->final_path[i], strerror(errno));
+    CSLDestroy(outs->cog_options);
+    outs->cog_options = NULL;
     for (uint32_t i = 0; i < outs->n; i++) {
         free(outs->tmp_path[i]);
         free(outs->final_path[i]);

@@ -61,3 +61,19 @@ for name, o in files.items():
 print(f"run.json: {len(files)} outputs, checksums equal sha256sum's; verdict: {doc['verdict']}")
 PY
 ok "run.json fields and checksums"
+
+check "-of COG -co COMPRESS=DEFLATE: a cloud-optimised GeoTIFF with the same pixels as the GTiff output"
+pargs=(predict --covariates "$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif" --model "$T/shown/models/iter-001.json"
+  --workers 2 -q)
+run_gridmill gtiff "${pargs[@]}" --out "$T/gtiff"
+expect_success gtiff
+run_gridmill cog "${pargs[@]}" --out "$T/cog" -of COG -co COMPRESS=DEFLATE
+expect_success cog
+gdalinfo "$T/cog/class.tif" | grep -q "LAYOUT=COG" || fail "cog: class.tif is not a COG"
+gdalinfo "$T/cog/class.tif" | grep -q "COMPRESSION=DEFLATE" || fail "cog: -co COMPRESS=DEFLATE was not applied"
+"$PYTHON" -c "
+import sys, numpy as np
+from osgeo import gdal
+a = gdal.Open(sys.argv[1]).ReadAsArray(); b = gdal.Open(sys.argv[2]).ReadAsArray()
+sys.exit(0 if np.array_equal(a, b) else 1)" "$T/gtiff/class.tif" "$T/cog/class.tif" || fail "cog: pixels differ from GTiff's"
+ok "COG output: LAYOUT=COG, DEFLATE, same pixels as the GTiff output"
