@@ -37,8 +37,8 @@ int reader_job_build(reader_t *r, char *err) {
     if (!model) goto out;
     const gm_model_info_t *mi = gm_model_info(model);
     if (mi->nfeature != gm_stack_nbands(r->stacks[0])) {
-        gm_err(err, "%s: the model expects %u features, the covariates have %u bands", o->model_path, mi->nfeature,
-               gm_stack_nbands(r->stacks[0]));
+        gm_err(err, "%s: the model expects %u features, the covariates have %u band%s", o->model_path, mi->nfeature,
+               gm_stack_nbands(r->stacks[0]), gm_stack_nbands(r->stacks[0]) == 1 ? "" : "s");
         goto out;
     }
     reader_job_grid(r, &job);

@@ -158,8 +158,8 @@ static int load_models(reader_t *r, char *err) {
         gm_model_destroy(&model);
         if (i == 0) first = mi;
         if (mi.nfeature != gm_stack_nbands(r->stacks[0])) {
-            gm_err(err, "%s: the model expects %u features, the covariates have %u bands", path, mi.nfeature,
-                   gm_stack_nbands(r->stacks[0]));
+            gm_err(err, "%s: the model expects %u features, the covariates have %u band%s", path, mi.nfeature,
+                   gm_stack_nbands(r->stacks[0]), gm_stack_nbands(r->stacks[0]) == 1 ? "" : "s");
             goto out;
         }
         if (mi.kind != first.kind || mi.nclass != first.nclass) {

@@ -35,7 +35,7 @@ static int install_job(worker_t *w, gm_msg_t *msg, char *err) {
     }
     w->applier = applier;
     w->have_job = 1;
-    gm_log(GM_LOG_DEBUG, "job %016llx: %s, %s, %u bands, %u models", (unsigned long long)w->job.id,
+    gm_log(GM_LOG_INFO, "job %016llx: %s, %s, %u bands, %u models", (unsigned long long)w->job.id,
            w->job.mode == GM_MODE_TRAIN ? "training" : "applying", w->job.objective, w->job.nbands, w->job.nmodels);
     return 0;
 }
