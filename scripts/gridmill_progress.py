@@ -118,7 +118,9 @@ def stage_table(stats_by_name):
                      "wait_s": round(s.get("wait_s", 0.0), 3),
                      "busy_pct": round(100 * s.get("busy_s", 0.0) / wall, 1),
                      "blocked_pct": round(100 * s.get("blocked_s", 0.0) / wall, 1),
-                     "wait_pct": round(100 * s.get("wait_s", 0.0) / wall, 1)})
+                     "wait_pct": round(100 * s.get("wait_s", 0.0) / wall, 1),
+                     "counts": {k: v for k, v in s.items()
+                                if k not in ("stage", "pid", "wall_s", "busy_s", "wait_s", "blocked_s")}})
     return rows
 
 
