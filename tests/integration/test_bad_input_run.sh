@@ -56,7 +56,7 @@ bad() {
   shift 4
   run_gridmill "$name" "$@" --out "$out"
   expect_failure "$name"
-  first=$(grep -Ev ' (info|warn|debug): ' "$GM_LOGS/$name.err" | head -n 1)
+  first=$(grep -Ev ' (info|warn|debug): ' "$GM_LOGS/$name.err" | sed -n 1p)
   if ! grep -Eiq -- "$pattern" <<<"$first"; then
     gm_stderr_tail "$name" >&2
     fail "$name: the first error line does not mention $what (/$pattern/): $first"
@@ -160,7 +160,7 @@ if mount_tmpfs "$T/full_samples" size=16k; then
   bad full_samples 'samples/iter-[0-9]+\.csv: cannot write: No space left on device' \
     "a sample table and 'No space left'" "$T/full_samples/out" \
     run --polygons "$D/polygons.gpkg" --class-field soil --covariates "${covs[@]}" "${small[@]}"
-  table=$(grep -Eo 'samples/iter-[0-9]+\.csv' "$GM_LOGS/full_samples.err" | head -n 1)
+  table=$(grep -Eo 'samples/iter-[0-9]+\.csv' "$GM_LOGS/full_samples.err" | sed -n 1p)
   [ ! -e "$T/full_samples/out/$table" ] ||
     fail "full_samples: $table, which could not be written, is left under its final name ($(wc -c \
       <"$T/full_samples/out/$table") bytes)"

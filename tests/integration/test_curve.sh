@@ -99,7 +99,7 @@ sup=$!
 GM_BG_PIDS+=("$sup")
 reader=""
 for _ in $(seq 100); do
-  reader=$(gm_tagged_pids gridmill-reader | head -n 1)
+  reader=$(gm_tagged_pids gridmill-reader | sed -n 1p)
   [ -n "$reader" ] && break
   sleep 0.1
 done

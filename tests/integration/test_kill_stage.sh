@@ -54,7 +54,7 @@ sleep_until_kill_time() {
 find_stage() {
   local name=$1 stage=$2 pid
   for _ in $(seq 100); do
-    pid=$(gm_tagged_pids "$stage" | head -n 1)
+    pid=$(gm_tagged_pids "$stage" | sed -n 1p)
     if [ -n "$pid" ]; then
       echo "$pid"
       return 0

@@ -24,7 +24,7 @@ if ! command -v "$CHROMIUM" >/dev/null 2>&1; then
     fail "$CHROMIUM not found: install Debian's chromium as root (apt-get install chromium, or scripts/install-deps)"
   fail "$CHROMIUM still not found after apt-get install chromium: $(tail -n 2 "$GM_LOGS/apt-chromium.log" | tr '\n' ' ')"
 fi
-ok "$("$CHROMIUM" --version 2>/dev/null | head -n 1)"
+ok "$("$CHROMIUM" --version 2>/dev/null | sed -n 1p)"
 
 gm_require_build
 [ -x "$REPORT" ] || fail "$REPORT missing or not executable"

@@ -32,7 +32,7 @@ for victim in gridmill-writer gridmill-reader supervisor; do
   if [ "$victim" = supervisor ]; then
     kill -KILL "$sup"
   else
-    pid=$(gm_tagged_pids "$victim" | head -n 1)
+    pid=$(gm_tagged_pids "$victim" | sed -n 1p)
     [ -n "$pid" ] || fail "$name: no $victim running"
     kill -KILL "$pid"
   fi

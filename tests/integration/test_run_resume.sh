@@ -66,3 +66,30 @@ expect_stderr other_seed "holds a run with other inputs or options" "refusal nam
 after=$(cd "$T/resume_TERM" && find . -type f -newer "$T/resume_TERM/.gridmill-run" | sort | xargs md5sum)
 [ "$before" = "$after" ] || fail "other_seed: files in the folder changed"
 ok "other_seed: refused, folder untouched"
+
+check "SIGKILL to a worker mid-training: the run completes with the same bytes (its iteration re-issued)"
+out=$T/worker_killed
+GRIDMILL_DEBUG_DELAY_MS_WORKER=250 "$GRIDMILL" run "${args[@]}" --out "$out" >"$GM_LOGS/worker_killed.out" \
+  2>"$GM_LOGS/worker_killed.err" &
+sup=$!
+GM_BG_PIDS+=("$sup")
+for _ in $(seq 200); do
+  [ "$(find "$out/models" -name 'iter-*.json' 2>/dev/null | wc -l)" -ge 1 ] && break
+  sleep 0.05
+done
+pid=$(gm_tagged_pids gridmill-worker | sed -n 1p)
+[ -n "$pid" ] || fail "worker_killed: no worker running"
+have=$(find "$out/models" -name 'iter-*.json' | wc -l)
+[ "$have" -lt 12 ] || fail "worker_killed: training was over before the kill"
+kill -KILL "$pid"
+gm_wait_gone "$sup" 120 || fail "worker_killed: the run did not finish within 120 s"
+rc=0
+wait "$sup" || rc=$?
+[ "$rc" -eq 0 ] || { gm_stderr_tail worker_killed >&2; fail "worker_killed: exited $rc"; }
+grep -q "started pid" "$GM_LOGS/worker_killed.err" || fail "worker_killed: no replacement worker"
+for f in "$T"/reference/*.tif "$T"/reference/models/* "$T"/reference/samples/*; do
+  rel=${f#"$T"/reference/}
+  cmp "$f" "$out/$rel" >&2 || fail "worker_killed: $rel differs from the undisturbed run"
+done
+ok "worker_killed: killed with $have of 12 models saved; completed, every file byte-identical"
+assert_no_stages worker_killed
