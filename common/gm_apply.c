@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm_forest.h"
 #include "gm_log.h"
 #include "gm_model.h"
 
@@ -103,17 +104,6 @@ static uint32_t first_argmax(const float *v, uint32_t n) {
     return best;
 }
 
-/* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float. */
-static void softmax(const float *margin, uint32_t n, float *out) {
-    float wmax = margin[0];
-    for (uint32_t i = 1; i < n; i++) wmax = fmaxf(margin[i], wmax);
-    double wsum = 0.0;
-    for (uint32_t i = 0; i < n; i++) {
-        out[i] = expf(margin[i] - wmax);
-        wsum += out[i];
-    }
-    for (uint32_t i = 0; i < n; i++) out[i] /= (float)wsum;
-}
 
 /* Fills every band of every output with its nodata value. */
 static void fill_nodata(const gm_job_t *job, size_t npix, void *const *outs) {
@@ -143,7 +133,7 @@ static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) 
         memcpy(self->probs, r, nc * sizeof(float));
         return first_argmax(r, nc);
     case OUT_SOFTMAX:
-        softmax(r, nc, self->probs);
+        gm_forest_softmax(r, nc, self->probs);
         return first_argmax(r, nc);
     case OUT_LOGITRAW:
         self->probs[1] = 1.0f / (1.0f + expf(-r[0]));
@@ -163,7 +153,7 @@ static uint32_t softprob_class(gm_applier_t *self, const float *margin, uint32_t
     uint32_t best = first_argmax(margin, nc);
     for (uint32_t k = 0; k < best; k++)
         if (margin[best] - margin[k] <= 1e-5f * (1.0f + fabsf(margin[best]))) {
-            softmax(margin, nc, self->probs);
+            gm_forest_softmax(margin, nc, self->probs);
             return first_argmax(self->probs, nc);
         }
     return best;

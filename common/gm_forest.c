@@ -329,16 +329,7 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
     if (margin || self->transform == T_IDENTITY || self->transform == T_SOFTPROB) {
         margins(self, rows, n, ncols, out);
         if (margin || self->transform == T_IDENTITY) return;
-        for (size_t i = 0; i < n; i++) { /* XGBoost's Softmax: fmaxf, expf, sum in double, divide in float */
-            float *p = out + i * G, wmax = p[0];
-            for (uint32_t k = 1; k < G; k++) wmax = fmaxf(p[k], wmax);
-            double wsum = 0.0;
-            for (uint32_t k = 0; k < G; k++) {
-                p[k] = expf(p[k] - wmax);
-                wsum += p[k];
-            }
-            for (uint32_t k = 0; k < G; k++) p[k] /= (float)wsum;
-        }
+        for (size_t i = 0; i < n; i++) gm_forest_softmax(out + i * G, G, out + i * G);
         return;
     }
     /* one value per row from G margins: work in a scratch copy when G > 1 */
@@ -364,6 +355,17 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
         }
     }
     if (m != stack_buf) free(m);
+}
+
+void gm_forest_softmax(const float *margin, uint32_t n, float *out) {
+    float wmax = margin[0];
+    for (uint32_t i = 1; i < n; i++) wmax = fmaxf(margin[i], wmax);
+    double wsum = 0.0;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = expf(margin[i] - wmax);
+        wsum += out[i];
+    }
+    for (uint32_t i = 0; i < n; i++) out[i] /= (float)wsum;
 }
 
 void gm_forest_destroy(gm_forest_t **self_p) {

@@ -22,6 +22,9 @@ uint32_t gm_forest_features(const gm_forest_t *self);
 /* Predicts 'n' rows of 'ncols' float32 features (ncols >= gm_forest_features) into 'out', which holds
  * n * gm_forest_outputs(self, margin) floats: raw margins (margin = 1) or the objective's transform. */
 void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out);
+/* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float;
+ * 'out' may be 'margin'. */
+void gm_forest_softmax(const float *margin, uint32_t n, float *out);
 /* Frees the forest; takes NULL and sets the caller's pointer to NULL. */
 void gm_forest_destroy(gm_forest_t **self_p);
 

@@ -20,8 +20,7 @@ struct gm_model {
     size_t out_cap;
 };
 
-/* Copies the first line of XGBoost's last error (its stack trace follows) into 'buf'. */
-static const char *xgb_error(char *buf, size_t cap) {
+const char *gm_model_xgb_error(char *buf, size_t cap) {
     const char *m = XGBGetLastError();
     if (!m || !*m) m = "unknown XGBoost error";
     const char *colon = strstr(m, ": ");
@@ -53,12 +52,12 @@ static int inspect(gm_model_t *self, const char *what, char *err) {
     bst_ulong len, nf;
     const char *cfg;
     if (XGBoosterSaveJsonConfig(self->booster, &len, &cfg) != 0)
-        return gm_err(err, "%s: cannot read the model configuration: %s", what, xgb_error(xe, sizeof xe));
+        return gm_err(err, "%s: cannot read the model configuration: %s", what, gm_model_xgb_error(xe, sizeof xe));
     const char *tp = strstr(cfg, "\"learner_train_param\"");
     if (!tp || json_string_value(tp, "objective", self->info.objective, sizeof self->info.objective) < 0)
         return gm_err(err, "%s: the model configuration names no objective", what);
     if (XGBoosterGetNumFeature(self->booster, &nf) != 0)
-        return gm_err(err, "%s: cannot read the number of features: %s", what, xgb_error(xe, sizeof xe));
+        return gm_err(err, "%s: cannot read the number of features: %s", what, gm_model_xgb_error(xe, sizeof xe));
     self->info.nfeature = (uint32_t)nf;
     const char *obj = self->info.objective;
     if (strcmp(obj, "multi:softprob") == 0 || strcmp(obj, "multi:softmax") == 0) {
@@ -91,17 +90,17 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
         return NULL;
     }
     if (XGBoosterCreate(NULL, 0, &self->booster) != 0) {
-        gm_err(err, "%s: cannot create a booster: %s", what, xgb_error(xe, sizeof xe));
+        gm_err(err, "%s: cannot create a booster: %s", what, gm_model_xgb_error(xe, sizeof xe));
         free(self);
         return NULL;
     }
     if (XGBoosterLoadModelFromBuffer(self->booster, bytes, (bst_ulong)len) != 0) {
-        gm_err(err, "%s: not an XGBoost model (%s)", what, xgb_error(xe, sizeof xe));
+        gm_err(err, "%s: not an XGBoost model (%s)", what, gm_model_xgb_error(xe, sizeof xe));
         goto fail;
     }
     snprintf(nt, sizeof nt, "%d", nthread > 0 ? nthread : 1);
     if (XGBoosterSetParam(self->booster, "nthread", nt) != 0) {
-        gm_err(err, "%s: cannot set nthread: %s", what, xgb_error(xe, sizeof xe));
+        gm_err(err, "%s: cannot set nthread: %s", what, gm_model_xgb_error(xe, sizeof xe));
         goto fail;
     }
     if (inspect(self, what, err) < 0) goto fail;
@@ -188,7 +187,7 @@ int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t
              "\"missing\":NaN,\"cache_id\":0}",
              margin ? 1 : 0);
     if (XGBoosterPredictFromDense(self->booster, ai, cfg, NULL, &shape, &dim, out) != 0)
-        return gm_err(err, "XGBoost prediction failed: %s", xgb_error(xe, sizeof xe));
+        return gm_err(err, "XGBoost prediction failed: %s", gm_model_xgb_error(xe, sizeof xe));
     size_t total = 1;
     for (bst_ulong i = 0; i < dim; i++) total *= (size_t)shape[i];
     if (nrows == 0 || total % nrows != 0)

@@ -33,6 +33,9 @@ int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t
  * faster), else why XGBoost's predictor is used. GRIDMILL_EVALUATOR=xgboost in the environment forces
  * XGBoost's. */
 const char *gm_model_evaluator(const gm_model_t *self);
+/* Copies the first line of XGBoost's last error (without its time stamp and stack trace) into 'buf';
+ * returns 'buf'. */
+const char *gm_model_xgb_error(char *buf, size_t cap);
 /* Frees the booster; takes NULL and sets the caller's pointer to NULL. */
 void gm_model_destroy(gm_model_t **self_p);
 

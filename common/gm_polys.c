@@ -97,8 +97,7 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Writes 's' as one CSV field, quoted when it holds a comma, quote or line break. */
-static void put_csv_field(FILE *f, const char *s) {
+void gm_polys_put_csv_field(FILE *f, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
@@ -793,7 +792,7 @@ int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *e
     fputs("code,class\n", f);
     for (uint32_t i = 0; i < self->nclass; i++) {
         fprintf(f, "%u,", i);
-        put_csv_field(f, self->classes[i]);
+        gm_polys_put_csv_field(f, self->classes[i]);
         fputc('\n', f);
     }
     int bad = ferror(f);

@@ -9,6 +9,7 @@
 #define GM_POLYS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define GM_POLYS_NO_CLASS UINT32_MAX /* "no class code": regression, composition, unknown class name */
@@ -108,6 +109,8 @@ uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t
  * empty layer is an error. Fills 'out' (which it first empties). Returns 0, or -1 with 'err'. */
 int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *dst_wkt,
                          gm_polys_points_t *out, char *err);
+/* Writes 's' to 'f' as one CSV field, quoted when it holds a comma, quote or line break. */
+void gm_polys_put_csv_field(FILE *f, const char *s);
 /* Frees the arrays of 'pts' and zeroes it; takes NULL. */
 void gm_polys_points_free(gm_polys_points_t *pts);
 

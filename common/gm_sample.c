@@ -48,19 +48,6 @@ static inline int has_nan(const float *v, uint32_t n) {
     return 0;
 }
 
-/* Writes 's' as one CSV field, quoted when it holds a comma, quote or line break. */
-static void put_csv_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 /* ---- the sample table ---- */
 
@@ -316,7 +303,7 @@ int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t it
     fputs(regression ? "iteration,polygon,x,y,target" : "iteration,polygon,x,y,class,code", f);
     for (uint32_t b = 0; b < s->nbands; b++) {
         fputc(',', f);
-        if (band_names) put_csv_field(f, band_names[b]);
+        if (band_names) gm_polys_put_csv_field(f, band_names[b]);
         else fprintf(f, "b%u", b + 1);
     }
     fputc('\n', f);
@@ -329,7 +316,7 @@ int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t it
             if (!isnan(s->target[i])) fprintf(f, "%.9g", (double)s->target[i]);
         } else {
             const char *name = gm_polys_class_name(p, s->code[i]);
-            if (name) put_csv_field(f, name);
+            if (name) gm_polys_put_csv_field(f, name);
             fprintf(f, ",%u", s->code[i]);
         }
         const float *v = s->values + i * s->nbands;

@@ -8,19 +8,8 @@
 #include <xgboost/c_api.h>
 
 #include "gm_log.h"
+#include "gm_model.h"
 
-/* Copies the first line of XGBoost's last error into 'buf'. */
-static const char *xgb_error(char *buf, size_t cap) {
-    const char *m = XGBGetLastError();
-    if (!m || !*m) m = "unknown XGBoost error";
-    const char *colon = strstr(m, ": ");
-    if (colon && m[0] == '[') m = colon + 2;
-    size_t len = strcspn(m, "\n");
-    if (len >= cap) len = cap - 1;
-    memcpy(buf, m, len);
-    buf[len] = '\0';
-    return buf;
-}
 
 int gm_train_model(const gm_job_t *job, const float *X, const float *y, size_t n, uint32_t k, uint64_t seed, void **bytes,
                    size_t *len, char *err) {
@@ -30,11 +19,11 @@ int gm_train_model(const gm_job_t *job, const float *X, const float *y, size_t n
     int rc = -1;
     if (XGDMatrixCreateFromMat(X, (bst_ulong)n, (bst_ulong)k, NAN, &dm) != 0 ||
         XGDMatrixSetFloatInfo(dm, "label", y, (bst_ulong)n) != 0) {
-        gm_err(err, "cannot build the training matrix: %s", xgb_error(xe, sizeof xe));
+        gm_err(err, "cannot build the training matrix: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
     }
     if (XGBoosterCreate(&dm, 1, &b) != 0) {
-        gm_err(err, "cannot create a booster: %s", xgb_error(xe, sizeof xe));
+        gm_err(err, "cannot create a booster: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
     }
     snprintf(val, sizeof val, "%llu", (unsigned long long)(seed & 0x7fffffff));
@@ -46,22 +35,22 @@ int gm_train_model(const gm_job_t *job, const float *X, const float *y, size_t n
     }
     for (uint32_t i = 0; ok && i < job->nparams; i++)
         if (XGBoosterSetParam(b, job->params[i].key, job->params[i].value) != 0) {
-            gm_err(err, "XGBoost parameter %s=%s: %s", job->params[i].key, job->params[i].value, xgb_error(xe, sizeof xe));
+            gm_err(err, "XGBoost parameter %s=%s: %s", job->params[i].key, job->params[i].value, gm_model_xgb_error(xe, sizeof xe));
             goto out;
         }
     if (!ok) {
-        gm_err(err, "cannot set the training parameters: %s", xgb_error(xe, sizeof xe));
+        gm_err(err, "cannot set the training parameters: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
     }
     for (uint32_t r = 0; r < job->rounds; r++)
         if (XGBoosterUpdateOneIter(b, (int)r, dm) != 0) {
-            gm_err(err, "training failed in round %u: %s", r + 1, xgb_error(xe, sizeof xe));
+            gm_err(err, "training failed in round %u: %s", r + 1, gm_model_xgb_error(xe, sizeof xe));
             goto out;
         }
     bst_ulong blen;
     const char *buf;
     if (XGBoosterSaveModelToBuffer(b, "{\"format\":\"json\"}", &blen, &buf) != 0) {
-        gm_err(err, "cannot save the model: %s", xgb_error(xe, sizeof xe));
+        gm_err(err, "cannot save the model: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
     }
     *bytes = malloc(blen);
