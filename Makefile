@@ -95,6 +95,18 @@ demo: deps
 	$(MAKE) all
 	@PYTHON=$(PYTHON) BUILD=$(BUILD) scripts/demo
 
+# bench: the benchmark of bench/README.md (default 4096x4096, N = 10; BENCH_ARGS="--size 1024" for minutes).
+$(BUILD)/bench/io_floor: $(BUILD)/bench/io_floor.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench/evaluator: $(BUILD)/bench/evaluator.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench: deps
+	@scripts/install-deps --bench
+	$(MAKE) all $(BUILD)/bench/io_floor $(BUILD)/bench/evaluator
+	@PYTHON=$(PYTHON) BUILD=$(BUILD) bench/run_bench.sh $(BENCH_ARGS)
+	@echo "bench: evaluator against XGBoost's predictor on one core (bit-identical or it fails):"
+	@f=$$(ls -t $(BUILD)/bench/data-*/forest.json | sed -n 1p); echo "$$f"; $(BUILD)/bench/evaluator "$$f" 8 50000
+
 # fuzz: libFuzzer (Debian's clang) on the header and job decoders, FUZZ_SECONDS long (default 60).
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := common/gm_wire.c common/gm_mpack.c common/gm_job.c common/gm_log.c common/gm_msg.c
@@ -106,15 +118,6 @@ fuzz:
 	$(PYTHON) tests/fuzz/make_corpus.py $(BUILD)/fuzz/seeds
 	$(BUILD)/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
 	  $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
-
-# bench: builds the stages and the I/O floor, then runs the benchmark (bench/README.md), e.g.
-# make bench BENCH_ARGS="--size 1024 --skip-peers"
-$(BUILD)/bench/io_floor: $(BUILD)/bench/io_floor.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-bench:
-	$(MAKE) all $(BUILD)/bench/io_floor
-	@PYTHON=$(PYTHON) BUILD=$(BUILD) bench/run_bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-asan
