@@ -239,6 +239,7 @@ int main(int argc, char **argv) {
     if (rc != 0) {
         if (rc < 0) fprintf(stderr, "gridmill-reader: %s\n", err);
         free(r.opt.covariates);
+        free(r.opt.xgb_params);
         return rc < 0 ? 2 : 0;
     }
     int run = r.opt.polygons || r.opt.models_dir;

@@ -2,6 +2,7 @@
  * reopened (so the files on disk are whole) and DIR/.gridmill-ledger names the job and the strips written.
  * A re-run of the same job rebuilds the outputs from those strips with the very same sequence of writes,
  * so a resumed output is the same bytes as an uninterrupted one, and only the rest is computed again. */
+#include <cpl_string.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,5 +157,11 @@ void writer_ledger_keep(writer_t *wr) {
     for (uint32_t i = 0; i < wr->outs.n; i++) {
         if (wr->outs.ds[i]) GDALClose(wr->outs.ds[i]);
         wr->outs.ds[i] = NULL;
+        free(wr->outs.tmp_path[i]);
+        free(wr->outs.final_path[i]);
+        wr->outs.tmp_path[i] = wr->outs.final_path[i] = NULL;
     }
+    wr->outs.n = 0;
+    CSLDestroy(wr->outs.cog_options);
+    wr->outs.cog_options = NULL;
 }
