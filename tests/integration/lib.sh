@@ -119,6 +119,66 @@ make_data() {
     fail "make_data.py $dir $*: $(tail -n 5 "$GM_LOGS/make_data.log")"
 }
 
+# make_run_data DIR [make_run_data.py options]: generates the full job's polygons, covariates and truth into DIR.
+make_run_data() {
+  local dir=$1
+  shift
+  "$PYTHON" "$GM_ORACLES/make_run_data.py" "$dir" "$@" >"$GM_LOGS/make_run_data.log" 2>&1 ||
+    fail "make_run_data.py $dir $*: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+}
+
+# oracle NAME SCRIPT ARGS...: runs tests/oracles/SCRIPT, fails with its report unless it exits 0.
+oracle() {
+  local name=$1 script=$2
+  shift 2
+  if ! "$PYTHON" "$GM_ORACLES/$script" "$@" >"$GM_LOGS/$name.oracle" 2>&1; then
+    sed 's/^/   | /' "$GM_LOGS/$name.oracle" >&2
+    fail "$name: $script found problems"
+  fi
+  ok "$(tail -n 1 "$GM_LOGS/$name.oracle")"
+}
+
+# expect_block_reads NAME BLOCKS: fails unless run NAME's reader read each of BLOCKS covariate blocks once.
+expect_block_reads() {
+  local line nblocks nreads
+  line=$(grep -m1 'covariate block reads:' "$GM_LOGS/$1.err" || true)
+  [ -n "$line" ] || fail "$1: stderr has no 'covariate block reads:' line"
+  read -r nblocks nreads < <(sed -E 's/.*covariate block reads: *([0-9]+) blocks read ([0-9]+) times.*/\1 \2/' \
+    <<<"$line")
+  [[ $nblocks =~ ^[0-9]+$ && $nreads =~ ^[0-9]+$ ]] || fail "$1: cannot parse '$line'"
+  [ "$nblocks" -eq "$2" ] || fail "$1: $nblocks covariate blocks, expected $2: $line"
+  [ "$nreads" -eq "$nblocks" ] ||
+    fail "$1: $nblocks blocks read $nreads times in the prediction pass, expected once each"
+  ok "$1: $nblocks blocks read $nreads times in the prediction pass"
+}
+
+# reader_endpoints: waits up to 10 s for this test's gridmill-reader and sets CONTROL, TASKS, ACKS, RESULTS and
+# READER_CURVE from its command line (the supervisor picks free ports), and READER_ARGV to the whole of it.
+# shellcheck disable=SC2034 # the tests that call it read what it sets
+reader_endpoints() {
+  local reader="" i
+  for _ in $(seq 100); do
+    reader=$(gm_tagged_pids gridmill-reader | sed -n 1p)
+    [ -n "$reader" ] && break
+    sleep 0.1
+  done
+  [ -n "$reader" ] || fail "no gridmill-reader appeared"
+  mapfile -d '' READER_ARGV <"/proc/$reader/cmdline"
+  CONTROL="" TASKS="" ACKS="" RESULTS="" READER_CURVE=""
+  for ((i = 0; i < ${#READER_ARGV[@]} - 1; i++)); do
+    case ${READER_ARGV[$i]} in
+      --control) CONTROL=${READER_ARGV[$((i + 1))]} ;;
+      --tasks) TASKS=${READER_ARGV[$((i + 1))]} ;;
+      --acks) ACKS=${READER_ARGV[$((i + 1))]} ;;
+      --results) RESULTS=${READER_ARGV[$((i + 1))]} ;;
+      --curve) READER_CURVE=${READER_ARGV[$((i + 1))]} ;;
+    esac
+  done
+  if [ -z "$CONTROL" ] || [ -z "$TASKS" ] || [ -z "$ACKS" ] || [ -z "$RESULTS" ]; then
+    fail "the reader's command line names no endpoints"
+  fi
+}
+
 # run_gridmill NAME ARGS...: runs `scripts/gridmill ARGS...`, bounded by GM_RUN_TIMEOUT seconds, with stdout and
 # stderr in $GM_LOGS/NAME.out and NAME.err. Sets GM_RC to its exit status (124 if it timed out); never fails.
 run_gridmill() {

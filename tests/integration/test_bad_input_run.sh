@@ -12,8 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 gm_require_build
 D=$T/data
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >"$GM_LOGS/make_run_data.log" 2>&1 ||
-  fail "make_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+make_run_data "$D"
 "$PYTHON" "$GM_ORACLES/make_bad_run_data.py" "$D" >"$GM_LOGS/make_bad_run_data.log" 2>&1 ||
   fail "make_bad_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_bad_run_data.log")"
 P=$T/pdata

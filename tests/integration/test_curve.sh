@@ -97,26 +97,12 @@ export GRIDMILL_DEBUG_DELAY_MS=600 # a job of several seconds: longer than the p
   --workers 2 --block-size 64 --curve "$K" >"$GM_LOGS/probed.out" 2>"$GM_LOGS/probed.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")
-reader=""
-for _ in $(seq 100); do
-  reader=$(gm_tagged_pids gridmill-reader | sed -n 1p)
-  [ -n "$reader" ] && break
-  sleep 0.1
-done
-[ -n "$reader" ] || fail "no gridmill-reader appeared"
-# The endpoints are on the reader's command line.
-mapfile -d '' argv <"/proc/$reader/cmdline"
-endpoint() {
-  local i
-  for ((i = 0; i < ${#argv[@]} - 1; i++)); do
-    [ "${argv[$i]}" = "$1" ] && { echo "${argv[$((i + 1))]}"; return; }
-  done
-}
-control=$(endpoint --control)
-tasks=$(endpoint --tasks)
-acks=$(endpoint --acks)
-results=$(endpoint --results)
-[ "$(endpoint --curve)" = "$K" ] || fail "the reader was not given --curve $K: ${argv[*]}"
+reader_endpoints
+control=$CONTROL
+tasks=$TASKS
+acks=$ACKS
+results=$RESULTS
+[ "$READER_CURVE" = "$K" ] || fail "the reader was not given --curve $K: ${READER_ARGV[*]}"
 ok "the supervisor gave the reader --curve $K"
 probe() { # probe NAME ARGS...: a python3-zmq peer in the background, its report in $GM_LOGS/NAME.probe
   local name=$1

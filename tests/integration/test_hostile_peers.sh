@@ -22,24 +22,10 @@ export GRIDMILL_DEBUG_DELAY_MS=100
   --workers 2 --block-size 64 >"$GM_LOGS/attacked.out" 2>"$GM_LOGS/attacked.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")
-reader=""
-for _ in $(seq 100); do
-  reader=$(gm_tagged_pids gridmill-reader | sed -n 1p)
-  [ -n "$reader" ] && break
-  sleep 0.1
-done
-[ -n "$reader" ] || fail "no gridmill-reader appeared"
-# The endpoints are on the reader's command line.
-mapfile -d '' argv <"/proc/$reader/cmdline"
-endpoint() {
-  local i
-  for ((i = 0; i < ${#argv[@]} - 1; i++)); do
-    [ "${argv[$i]}" = "$1" ] && { echo "${argv[$((i + 1))]}"; return; }
-  done
-}
-control=$(endpoint --control)
-acks=$(endpoint --acks)
-results=$(endpoint --results)
+reader_endpoints
+control=$CONTROL
+acks=$ACKS
+results=$RESULTS
 sleep 0.5
 "$PYTHON" "$GM_ORACLES/hostile.py" "$control" "$acks" "$results" || fail "the control endpoint stopped serving"
 gm_wait_gone "$sup" 120 || fail "the attacked run did not finish within 120 s"

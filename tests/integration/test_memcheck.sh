@@ -23,8 +23,10 @@ for model in softprob.json reg.ubj; do
     fail "$name: valgrind reported the lines above"
   fi
   ok "$name: valgrind silent for reader, writer and both workers"
+  probs=()
+  [ "$model" = softprob.json ] && probs=(--probabilities)
   "$PYTHON" "$GM_ORACLES/check_predict.py" --covariates "${covs[@]}" --model "$D/$model" --out "$T/$name" \
-    $([ "$model" = softprob.json ] && echo --probabilities) || fail "$name: output differs from the oracle"
+    "${probs[@]}" || fail "$name: output differs from the oracle"
   assert_no_stages "$name"
 done
 echo "memcheck clean"

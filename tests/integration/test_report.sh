@@ -29,12 +29,11 @@ ok "$("$CHROMIUM" --version 2>/dev/null | sed -n 1p)"
 gm_require_build
 [ -x "$REPORT" ] || fail "$REPORT missing or not executable"
 D=$T/data
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >"$GM_LOGS/make_run_data.log" 2>&1 ||
-  fail "make_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+make_run_data "$D"
 covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
 
-# oracle NAME ARGS...: runs check_report.py ARGS, fails with its report unless it exits 0.
-oracle() {
+# report_oracle NAME ARGS...: runs check_report.py ARGS, fails with its report unless it exits 0.
+report_oracle() {
   local name=$1
   shift
   if ! "$PYTHON" "$GM_ORACLES/check_report.py" "$@" >"$GM_LOGS/$name.oracle" 2>&1; then
@@ -138,14 +137,14 @@ fi
 
 check "gridmill-report: quicklooks, legend, stages, timeline, verdict, outputs"
 report classify "$out"
-oracle classify "$out"
+report_oracle classify "$out"
 
 check "a quicklook larger than the limit is downsampled (--max-size 150), colours still one per class"
 small=$T/small
 mkdir -p "$small"
 cp "$out/class.tif" "$out/classes.csv" "$out/entropy.tif" "$out/run.json" "$small/"
 report small "$small" --max-size 150 -q
-oracle small "$small" --max-size 150
+report_oracle small "$small" --max-size 150
 
 check "no run.json, a partial one, a broken one: the report is still written and says what is not recorded"
 for kind in none partial broken; do
@@ -162,7 +161,7 @@ for kind in none partial broken; do
     broken) printf '{"verdict": "half written' >"$dir/run.json" ;;
   esac
   report "runjson-$kind" "$dir"
-  oracle "runjson-$kind" "$dir"
+  report_oracle "runjson-$kind" "$dir"
   grep -qi 'not recorded' "$dir/report.html" || fail "runjson-$kind: the report does not say what is not recorded"
 done
 grep -q '&lt;b&gt;not html&lt;/b&gt;' "$T/runjson-partial/report.html" ||
@@ -178,11 +177,11 @@ run_gridmill regression run --polygons "$D/polygons.gpkg" --target-field depth -
 expect_success regression
 assert_no_stages regression
 report regression "$reg"
-oracle regression "$reg"
+report_oracle regression "$reg"
 
 check "headless Chromium's rendering of report.html shows the class map"
 screenshot shot "$out/report.html" "$T/report.png"
-oracle screenshot "$out" --screenshot "$T/report.png" --min-colours 3 --min-pixels 500
+report_oracle screenshot "$out" --screenshot "$T/report.png" --min-colours 3 --min-pixels 500
 
 check "the screenshot check is not fooled by the legend alone: the page rendered without its quicklook fails it"
 bare=$T/bare

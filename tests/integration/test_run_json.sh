@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 gm_require_build
 D=$T/data
 mkdir -p "$D"
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >/dev/null
+make_run_data "$D"
 args=(run --polygons "$D/polygons.gpkg" --class-field soil --covariates "$D/elevation.tif" "$D/wetness.tif"
   "$D/climate.tif" --iterations 4 --workers 2)
 

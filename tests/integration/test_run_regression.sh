@@ -13,20 +13,8 @@ QUANTILES=0.1,0.5,0.9
 
 gm_require_build
 D=$T/data
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >"$GM_LOGS/make_run_data.log" 2>&1 ||
-  fail "make_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+make_run_data "$D"
 covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
-
-# oracle NAME SCRIPT ARGS...: runs tests/oracles/SCRIPT, fails with its report unless it exits 0.
-oracle() {
-  local name=$1 script=$2
-  shift 2
-  if ! "$PYTHON" "$GM_ORACLES/$script" "$@" >"$GM_LOGS/$name.oracle" 2>&1; then
-    sed 's/^/   | /' "$GM_LOGS/$name.oracle" >&2
-    fail "$name: $script found problems"
-  fi
-  ok "$(tail -n 1 "$GM_LOGS/$name.oracle")"
-}
 
 check "--target-field depth, $ITERATIONS iterations, --quantiles $QUANTILES --realisations"
 out=$T/reg

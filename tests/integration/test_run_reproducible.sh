@@ -10,34 +10,8 @@ BLOCKS=4  # 400x300 pixels in the default 256x256 blocks: 2 x 2
 
 gm_require_build
 D=$T/data
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >"$GM_LOGS/make_run_data.log" 2>&1 ||
-  fail "make_run_data.py $D: $(tail -n 5 "$GM_LOGS/make_run_data.log")"
+make_run_data "$D"
 covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
-
-# oracle NAME SCRIPT ARGS...: runs tests/oracles/SCRIPT, fails with its report unless it exits 0.
-oracle() {
-  local name=$1 script=$2
-  shift 2
-  if ! "$PYTHON" "$GM_ORACLES/$script" "$@" >"$GM_LOGS/$name.oracle" 2>&1; then
-    sed 's/^/   | /' "$GM_LOGS/$name.oracle" >&2
-    fail "$name: $script found problems"
-  fi
-  ok "$(tail -n 1 "$GM_LOGS/$name.oracle")"
-}
-
-# expect_block_reads NAME BLOCKS: fails unless run NAME's reader read each of BLOCKS covariate blocks once.
-expect_block_reads() {
-  local line nblocks nreads
-  line=$(grep -m1 'covariate block reads:' "$GM_LOGS/$1.err" || true)
-  [ -n "$line" ] || fail "$1: stderr has no 'covariate block reads:' line"
-  read -r nblocks nreads < <(sed -E 's/.*covariate block reads: *([0-9]+) blocks read ([0-9]+) times.*/\1 \2/' \
-    <<<"$line")
-  [[ $nblocks =~ ^[0-9]+$ && $nreads =~ ^[0-9]+$ ]] || fail "$1: cannot parse '$line'"
-  [ "$nblocks" -eq "$2" ] || fail "$1: $nblocks covariate blocks, expected $2: $line"
-  [ "$nreads" -eq "$nblocks" ] ||
-    fail "$1: $nblocks blocks read $nreads times in the prediction pass, expected once each"
-  ok "$1: $nblocks blocks read $nreads times in the prediction pass"
-}
 
 # run NAME ITERATIONS OPTIONS...: runs plain mode into $T/NAME and fails unless it succeeds.
 run() {

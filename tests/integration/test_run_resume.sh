@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 gm_require_build
 D=$T/data
 mkdir -p "$D"
-"$PYTHON" "$GM_ORACLES/make_run_data.py" "$D" >/dev/null
+make_run_data "$D"
 args=(--polygons "$D/polygons.gpkg" --class-field soil --covariates "$D/elevation.tif" "$D/wetness.tif"
   "$D/climate.tif" --iterations 12 --workers 2 --seed 3)
 
@@ -30,7 +30,9 @@ for sig in TERM KILL; do
     sleep 0.05
   done
   have=$(find "$out/models" -name 'iter-*.json' 2>/dev/null | wc -l)
-  [ "$have" -ge 2 ] && [ "$have" -lt 12 ] || fail "$name: expected a run part-way through training, found $have models"
+  if [ "$have" -lt 2 ] || [ "$have" -ge 12 ]; then
+    fail "$name: expected a run part-way through training, found $have models"
+  fi
   t0=$(date +%s%N)
   kill -"$sig" "$sup"
   gm_wait_gone "$sup" 5 || fail "$name: supervisor still running 5 s after SIG$sig"
