@@ -81,6 +81,12 @@ gm_sock_t *gm_sock_new(uv_loop_t *loop, void *zctx, int type, const char *name, 
     }
     int linger = 0;
     zmq_setsockopt(self->zsock, ZMQ_LINGER, &linger, sizeof linger);
+    /* ZMTP heartbeats: a peer whose host vanished (no FIN, no RST) is dropped after a few seconds, so a PUSH
+     * stops queueing messages to it and they go to the peers that are left. */
+    int hb_ivl = GM_SOCK_HEARTBEAT_MS, hb_timeout = 3 * GM_SOCK_HEARTBEAT_MS;
+    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
+    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
+    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_TTL, &hb_timeout, sizeof hb_timeout);
     int fd;
     size_t fdlen = sizeof fd;
     if (zmq_getsockopt(self->zsock, ZMQ_FD, &fd, &fdlen) != 0 || uv_poll_init(loop, &self->poll, fd) != 0) {

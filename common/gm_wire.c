@@ -101,8 +101,8 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
     switch (h->kind) {
     case GM_MSG_HELLO:
         if (gm_mpack_str(m, "role", h->role, sizeof h->role, err) < 0) goto out;
-        if (strcmp(h->role, "worker") != 0 && strcmp(h->role, "writer") != 0)
-            { char shown[17]; gm_err(err, "header key \"role\" is \"%s\", not \"worker\" or \"writer\"", gm_mpack_printable(h->role, strlen(h->role), shown, sizeof shown)); goto out; }
+        if (strcmp(h->role, "worker") != 0 && strcmp(h->role, "writer") != 0 && strcmp(h->role, "stage") != 0)
+            { char shown[17]; gm_err(err, "header key \"role\" is \"%s\", not \"worker\", \"writer\" or \"stage\"", gm_mpack_printable(h->role, strlen(h->role), shown, sizeof shown)); goto out; }
         break;
     case GM_MSG_JOB: break; /* decoded by gm_job_decode */
     case GM_MSG_TASK: {
