@@ -27,7 +27,8 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIB    := $(BUILD)/libgridmill.a
-BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-writer
+BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-writer $(BUILD)/gridmill-hub \
+          $(BUILD)/gridmill-stage-mask
 UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench fuzz
@@ -49,6 +50,12 @@ $(BUILD)/gridmill-reader: $(call obj,$(READER_SRC)) $(LIB)
 $(BUILD)/gridmill-worker: $(call obj,$(WORKER_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/gridmill-writer: $(call obj,$(WRITER_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the hub that custom stages connect to, and the C example stage (scripts/stages/)
+$(BUILD)/gridmill-hub: $(BUILD)/common/hub/hub.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/gridmill-stage-mask: $(BUILD)/scripts/stages/mask_stage.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)

@@ -19,10 +19,10 @@
 
 typedef struct gm_sock gm_sock_t;
 
-/* Called with each received message; the callback owns 'msg'. */
 /* ZMTP heartbeat interval on every socket; a peer silent for three of them is disconnected. */
 #define GM_SOCK_HEARTBEAT_MS 1000
 
+/* Called with each received message; the callback owns 'msg'. */
 typedef void (*gm_sock_recv_cb)(gm_sock_t *sock, gm_msg_t *msg, void *arg);
 /* Called when the socket can take a message and the owner asked for it with gm_sock_want_writable. */
 typedef void (*gm_sock_writable_cb)(gm_sock_t *sock, void *arg);

@@ -19,6 +19,7 @@ static const char usage[] =
     "  --covariates F...     covariate rasters (any GDAL raster; all bands are features, in order)\n"
     "  --control EP          control endpoint to bind: serves the job (tcp://127.0.0.1:5555)\n"
     "  --tasks EP            task endpoint to bind, PUSH to workers (tcp://127.0.0.1:5556)\n"
+    "  --advertise-tasks EP  the task endpoint told to workers, when a hub stands between (default: --tasks)\n"
     "  --acks EP             ack endpoint to bind, PULL from the writer (tcp://127.0.0.1:5557)\n"
     "  --results EP          the writer's result endpoint, told to workers (tcp://127.0.0.1:5558)\n"
     "  -bs, --block-size N   processing block side in pixels (default: the data's tile, else 256)\n"
@@ -106,6 +107,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         if (!strcmp(a, "--model")) o->model_path = v;
         else if (!strcmp(a, "--control")) o->control_ep = v;
         else if (!strcmp(a, "--tasks")) o->tasks_ep = v;
+        else if (!strcmp(a, "--advertise-tasks")) o->advertise_tasks_ep = v;
         else if (!strcmp(a, "--acks")) o->acks_ep = v;
         else if (!strcmp(a, "--results")) o->results_ep = v;
         else if (!strcmp(a, "-bs") || !strcmp(a, "--block-size")) {

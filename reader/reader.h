@@ -19,6 +19,7 @@ typedef struct {
     int ncovariates;
     const char *control_ep;        /* --control: bound, serves the job */
     const char *tasks_ep;          /* --tasks: bound, PUSHes tasks */
+    const char *advertise_tasks_ep; /* --advertise-tasks: the task endpoint the job names (NULL: tasks_ep) */
     const char *acks_ep;           /* --acks: bound, PULLs acks from the writer */
     const char *results_ep;        /* --results: the writer's endpoint, told to workers */
     uint32_t block_size;           /* --block-size, 0 = from the data */

@@ -91,7 +91,8 @@ int reader_stacks_open(reader_t *r, char *err) {
 int reader_job_install(reader_t *r, gm_job_t *job, char *err) {
     void *header;
     size_t len;
-    snprintf(job->tasks_ep, sizeof job->tasks_ep, "%s", r->opt.tasks_ep);
+    snprintf(job->tasks_ep, sizeof job->tasks_ep, "%s",
+             r->opt.advertise_tasks_ep ? r->opt.advertise_tasks_ep : r->opt.tasks_ep);
     snprintf(job->results_ep, sizeof job->results_ep, "%s", r->opt.results_ep);
     snprintf(job->acks_ep, sizeof job->acks_ep, "%s", r->opt.acks_ep);
     if (gm_job_compute_id(job, err) < 0 || gm_job_encode(job, &header, &len, err) < 0) return -1;

@@ -16,6 +16,8 @@ static const char usage[] =
     "  --tasks EP            override the task endpoint the job names\n"
     "  --results EP          override the result endpoint the job names\n"
     "  --threads N           XGBoost threads per prediction (1)\n"
+    "  --watch-stdin         exit when standard input closes: how a supervisor ends workers it started\n"
+    "                        over ssh (the remote side sees the connection's end as end of input)\n"
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"
     "  --log-file FILE       also append log lines to FILE\n"
@@ -40,6 +42,10 @@ int worker_options_parse(int argc, char **argv, worker_options_t *o, char *err) 
         if (!strcmp(a, "--version")) {
             gm_cli_print_version("gridmill-worker");
             return 1;
+        }
+        if (!strcmp(a, "--watch-stdin")) {
+            o->watch_stdin = 1;
+            continue;
         }
         if (a[0] != '-') return gm_err(err, "unexpected argument \"%s\" (see --help)", a);
         if (!(v = gm_cli_value(argc, argv, &i, err))) return -1;
@@ -70,6 +76,42 @@ void worker_finish(worker_t *w, int code) {
     uv_close((uv_handle_t *)&w->sigint, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->stats, NULL);
+    if (w->lifeline_open) {
+        w->lifeline_open = 0;
+        uv_close((uv_handle_t *)&w->lifeline, NULL);
+    }
+}
+
+static void on_lifeline_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    static char scratch[256]; /* what arrives on standard input is read and ignored */
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof scratch);
+}
+
+/* Standard input closed (--watch-stdin): whoever started us is gone, so this is the end. */
+static void on_lifeline(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    worker_t *w = s->data;
+    if (nread >= 0) return;
+    gm_log(GM_LOG_INFO, "standard input closed: stopping after %llu blocks", (unsigned long long)w->done);
+    worker_finish(w, 0);
+}
+
+/* Watches standard input for its end. Returns 0, or -1 with 'err'. */
+static int watch_stdin(worker_t *w, char *err) {
+    uv_handle_type type = uv_guess_handle(0);
+    if (type != UV_NAMED_PIPE && type != UV_TCP)
+        return gm_err(err, "--watch-stdin: standard input is not a pipe or socket (start the worker through ssh)");
+    int rc = uv_pipe_init(w->loop, &w->lifeline, 0);
+    if (rc == 0) rc = uv_pipe_open(&w->lifeline, 0);
+    if (rc == 0) {
+        w->lifeline_open = 1;
+        w->lifeline.data = w;
+        rc = uv_read_start((uv_stream_t *)&w->lifeline, on_lifeline_alloc, on_lifeline);
+    }
+    if (rc != 0) return gm_err(err, "--watch-stdin: cannot watch standard input: %s", uv_strerror(rc));
+    return 0;
 }
 
 /* SIGTERM is how the supervisor ends workers when the job is complete: a clean exit. */
@@ -142,7 +184,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&w.sigint, on_signal, SIGINT);
     uv_signal_start(&w.sigterm, on_signal, SIGTERM);
     uv_timer_start(&w.stats, on_stats, 10000, 10000);
-    if (worker_control_start(&w, err) < 0) {
+    if ((w.opt.watch_stdin && watch_stdin(&w, err) < 0) || worker_control_start(&w, err) < 0) {
         fprintf(stderr, "gridmill-worker: %s\n", err);
         worker_finish(&w, 1);
     }

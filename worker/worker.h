@@ -18,6 +18,7 @@ typedef struct {
     const char *tasks_ep;    /* --tasks: override the job's task endpoint */
     const char *results_ep;  /* --results: override the job's result endpoint */
     uint32_t threads;        /* --threads: XGBoost threads per prediction */
+    int watch_stdin;         /* --watch-stdin: exit when standard input closes (remote workers over ssh) */
 } worker_options_t;
 
 typedef struct {
@@ -31,6 +32,8 @@ typedef struct {
     gm_stats_t stats_time;
     unsigned samples;
     uv_timer_t heartbeat;    /* tells the reader every second that this worker lives */
+    uv_pipe_t lifeline;      /* standard input, with --watch-stdin */
+    int lifeline_open;
     gm_job_t job;
     int have_job, job_requested;
     uint64_t asked_for;      /* job id a task named when we last asked the reader */
