@@ -127,10 +127,12 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
             if (strcmp(stage, "recv") != 0) { gm_err(err, "header key \"s\" is not \"recv\""); goto out; }
             h->received = 1;
         }
+        if (gm_mpack_get(m, "wr") && get_u32(m, "wr", GM_WIRE_MAX_WRITERS - 1, &h->writer, err) < 0) goto out;
         break;
     case GM_MSG_HEARTBEAT: break;
     case GM_MSG_DONE:
         if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
+        if (gm_mpack_get(m, "wr") && get_u32(m, "wr", GM_WIRE_MAX_WRITERS - 1, &h->writer, err) < 0) goto out;
         break;
     case GM_MSG_ERROR:
         if (gm_mpack_str(m, "msg", h->text, sizeof h->text, err) < 0) goto out;
@@ -172,8 +174,8 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_HELLO: n += 1; break;
     case GM_MSG_TASK: n += 8; break;
     case GM_MSG_RESULT: n += 6; break;
-    case GM_MSG_ACK: n += h->received ? 3 : 2; break;
-    case GM_MSG_DONE: n += 1; break;
+    case GM_MSG_ACK: n += (h->received ? 3 : 2) + (h->writer ? 1 : 0); break;
+    case GM_MSG_DONE: n += 1 + (h->writer ? 1 : 0); break;
     case GM_MSG_ERROR: n += 1; break;
     case GM_MSG_TRAIN: n += 4; break;
     case GM_MSG_MODEL:
@@ -210,8 +212,12 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
             gm_mpack_pack_cstr(&pk, "s");
             gm_mpack_pack_cstr(&pk, "recv");
         }
+        if (h->writer) pack_uint(&pk, "wr", h->writer);
         break;
-    case GM_MSG_DONE: pack_uint(&pk, "job", h->job); break;
+    case GM_MSG_DONE:
+        pack_uint(&pk, "job", h->job);
+        if (h->writer) pack_uint(&pk, "wr", h->writer);
+        break;
     case GM_MSG_ERROR:
         gm_mpack_pack_cstr(&pk, "msg");
         gm_mpack_pack_cstr(&pk, h->text);

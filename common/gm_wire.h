@@ -15,6 +15,7 @@
 #define GM_WIRE_MAX_BLOCK 8192         /* largest block side, in pixels */
 #define GM_WIRE_MAX_BANDS 4096         /* most covariate or output bands */
 #define GM_WIRE_MAX_ACKS 65536         /* most block ids in one ack */
+#define GM_WIRE_MAX_WRITERS 8          /* most writer shards (--writers) */
 #define GM_WIRE_MAX_ITERATIONS 4095    /* highest iteration index */
 #define GM_WIRE_MAX_ROWS (1u << 26)    /* most sample rows in one training task */
 
@@ -46,9 +47,10 @@ typedef struct {
     gm_dtype_t dtype;   /* "dt": payload sample type (task: always f32) */
     uint32_t count;     /* "n": block ids in the payload (ack); sample rows (train) */
     uint32_t received;  /* "s" = "recv" (ack): the blocks reached the writer but are not yet written */
+    uint32_t writer;    /* "wr" (ack, done, optional, 0 when absent): the sending writer's shard, below GM_WIRE_MAX_WRITERS */
     uint32_t iteration; /* "i": iteration, from 0 (train, model, saved) */
     uint32_t cols;      /* "k": features per sample row (train) */
-    char role[16];      /* "role": "worker" or "writer" (hello) */
+    char role[16];      /* "role": "worker", "writer" or "stage" (hello) */
     char text[256];     /* "msg": human-readable reason (error) */
 } gm_header_t;
 

@@ -264,6 +264,28 @@ static void test_round_trip_ack(void **state) {
     }
 }
 
+/* Ack and done keep the writer shard "wr" (0 is sent as no key); a shard at GM_WIRE_MAX_WRITERS is refused. */
+static void test_round_trip_writer_shard(void **state) {
+    (void)state;
+    for (uint32_t wr = 0; wr < GM_WIRE_MAX_WRITERS; wr++) {
+        gm_header_t in = {.kind = GM_MSG_ACK, .job = 7, .count = 0, .writer = wr, .received = wr & 1}, out;
+        round_trip(&in, &out);
+        assert_int_equal(out.writer, wr);
+        assert_int_equal(out.received, wr & 1);
+        gm_header_t d = {.kind = GM_MSG_DONE, .job = 7, .writer = wr};
+        round_trip(&d, &out);
+        assert_int_equal(out.kind, GM_MSG_DONE);
+        assert_int_equal(out.writer, wr);
+    }
+    /* {"v":1,"t":"ack","job":7,"n":0,"wr":8} */
+    const unsigned char bad[] = {0x85, 0xa1, 'v', 0x01, 0xa1, 't', 0xa3, 'a', 'c', 'k', 0xa3, 'j', 'o', 'b', 0x07,
+                                 0xa1, 'n', 0x00, 0xa2, 'w', 'r', 0x08};
+    gm_header_t out;
+    char err[GM_ERR_LEN];
+    assert_int_equal(gm_wire_decode(bad, sizeof bad, &out, err), -1);
+    assert_non_null(strstr(err, "wr"));
+}
+
 /* Done keeps its job id. */
 static void test_round_trip_done(void **state) {
     (void)state;
@@ -1189,6 +1211,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_task),
         cmocka_unit_test(test_round_trip_result),
         cmocka_unit_test(test_round_trip_ack),
+        cmocka_unit_test(test_round_trip_writer_shard),
         cmocka_unit_test(test_round_trip_done),
         cmocka_unit_test(test_round_trip_error),
         cmocka_unit_test(test_round_trip_train),
