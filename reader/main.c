@@ -1,9 +1,11 @@
 /* main.c -- gridmill-reader: serves the job, reads covariate blocks and pushes them to workers. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gm_log.h"
+#include "gm_wire.h"
 #include "reader.h"
 
 static const char usage[] =
@@ -29,6 +31,9 @@ static const char usage[] =
     "  --max-inflight N      most blocks read but not yet written (default: two output strips)\n"
     "  --io-threads N        concurrent GDAL reads (2)\n"
     "  --stall-timeout S     re-issue unfinished tasks when nothing progresses for S seconds (60; 0: never)\n"
+    "  --shard I/R           one of R readers: read only the block rows r with r mod R == I; shard 0 serves\n"
+    "                        the job on --control, samples and trains, the others only read (0/1)\n"
+    "  --writers W           W writer shards: a block is written when each of them acked it (1)\n"
     "Run options:\n"
     "  --out DIR             where sample tables (DIR/samples) and the class table go\n"
     "  --polygons MAP[:LAYER] the map units to sample (any OGR vector)\n"
@@ -61,6 +66,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     o->io_threads = 2;
     o->iterations = 100;
     o->stall_ms = 60000;
+    o->shards = o->writers = 1;
     o->min_samples = 1;
     o->seed = 1;
     o->trees = 1;
@@ -156,6 +162,15 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
             uint32_t secs;
             if (gm_cli_uint(a, v, 0, 86400, &secs, err) < 0) return -1;
             o->stall_ms = secs * 1000;
+        } else if (!strcmp(a, "--shard")) {
+            char *end;
+            unsigned long idx = strtoul(v, &end, 10), n = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+            if (*end || !isdigit((unsigned char)*v) || n < 1 || n > 64 || idx >= n)
+                return gm_err(err, "option --shard: \"%s\" is not I/R with 0 <= I < R <= 64", v);
+            o->shard = (uint32_t)idx;
+            o->shards = (uint32_t)n;
+        } else if (!strcmp(a, "--writers")) {
+            if (gm_cli_uint(a, v, 1, GM_WIRE_MAX_WRITERS, &o->writers, err) < 0) return -1;
         } else if (!strcmp(a, "--nprob")) {
             if (gm_cli_uint(a, v, 1, 65535, &o->nprob, err) < 0) return -1;
         } else {
@@ -286,6 +301,8 @@ int main(int argc, char **argv) {
     free(r.stacks);
     free(r.free_stacks);
     free(r.state);
+    free(r.held_by);
+    free(r.written_by);
     free(r.reads_of_block);
     for (uint32_t b = 0; r.block_copy && b < r.nblocks; b++) gm_msg_destroy(&r.block_copy[b]);
     free(r.block_copy);

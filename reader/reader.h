@@ -54,6 +54,8 @@ typedef struct {
     const char *quantiles;         /* --quantiles 0.05,0.5,0.95 */
     int realisations;              /* --realisations */
     uint32_t stall_ms;             /* --stall-timeout, in ms */
+    uint32_t shard, shards;        /* --shard I/R: this reader reads the block rows r with r mod R == I (0/1) */
+    uint32_t writers;              /* --writers W: a block is written when all W writer shards acked it (1) */
 } reader_options_t;
 
 typedef enum { BLOCK_PENDING = 0, BLOCK_READING, BLOCK_READY, BLOCK_SENT, BLOCK_RECEIVED, BLOCK_ACKED } block_state_t;
@@ -90,6 +92,8 @@ typedef struct {
     int *free_stacks;              /* indices of idle stacks */
     uint32_t nfree;
     uint8_t *state;                /* block_state_t of each block */
+    uint8_t *held_by, *written_by; /* per block: bit J set once writer shard J reported it received / written */
+    uint32_t ready_mask, done_mask;/* writer shards that reported ready for / done with the current job */
     uint32_t nblocks, next_block;
     uint32_t inflight;             /* blocks read or being read, not yet acked */
     uint32_t max_inflight;
@@ -152,7 +156,12 @@ void reader_run_progress(const reader_t *r, uint32_t *done, uint32_t *total);
 void reader_run_free(reader_t *r);
 /* Starts as many block reads as the in-flight bound and idle I/O threads allow. */
 void reader_feed_pump(reader_t *r);
-/* Binds the control socket and answers hellos with the job. Returns 0, or -1 with 'err'. */
+/* Says whether block 'b' of the current job is this reader's to read (--shard). */
+int reader_owns_block(const reader_t *r, uint32_t b);
+/* Says whether this reader is the first shard: the one that serves the job, samples and trains. */
+int reader_is_primary(const reader_t *r);
+/* Binds the control socket and answers hellos with the job (the primary only; every shard watches its
+ * progress). Returns 0, or -1 with 'err'. */
 int reader_control_start(reader_t *r, char *err);
 /* Stops the reader: closes sockets and handles so the loop can end, with 'code' as exit status. */
 void reader_finish(reader_t *r, int code);

@@ -108,6 +108,7 @@ int reader_control_start(reader_t *r, char *err) {
     uv_timer_init(r->loop, &r->liveness);
     r->liveness.data = r;
     uv_timer_start(&r->liveness, on_liveness, 500, 500);
+    if (!reader_is_primary(r)) return 0; /* workers fetch the job from shard 0; this one only reads blocks */
     r->control = gm_sock_new(r->loop, r->zctx, ZMQ_ROUTER, "control", err);
     if (!r->control) return -1;
     gm_sock_set_maxmsgsize(r->control, GM_WIRE_MAX_HEADER);

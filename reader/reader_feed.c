@@ -145,6 +145,16 @@ out:
     free(rd);
 }
 
+int reader_owns_block(const reader_t *r, uint32_t b) {
+    uint32_t nbx = (r->job.xsize + r->job.block_w - 1) / r->job.block_w;
+    return (b / nbx) % r->opt.shards == r->opt.shard;
+}
+
+int reader_is_primary(const reader_t *r) { return r->opt.shard == 0; }
+
+/* The bits of every writer shard. */
+static uint32_t all_writers(const reader_t *r) { return (1u << r->opt.writers) - 1; }
+
 void reader_feed_pump(reader_t *r) {
     if (!r->writer_ready) return; /* it may have outputs of an earlier run to resume from */
     while (r->state && r->next_block < r->nblocks && r->state[r->next_block] == BLOCK_ACKED) r->next_block++;
@@ -187,12 +197,17 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         r->dropped++;
     } else if (h.kind == GM_MSG_SAVED && r->run) {
         reader_run_saved(r, msg, &h);
-    } else if ((h.kind != GM_MSG_ACK && h.kind != GM_MSG_DONE) || h.job != r->job.id || !r->state) {
-        gm_log(GM_LOG_WARN, "acks: dropped a \"%s\" message for job %016llx", gm_msg_kind_name(h.kind),
-               (unsigned long long)h.job);
+    } else if ((h.kind != GM_MSG_ACK && h.kind != GM_MSG_DONE) || h.job != r->job.id || !r->state ||
+               h.writer >= r->opt.writers) {
+        gm_log(GM_LOG_WARN, "acks: dropped a \"%s\" message for job %016llx from writer %u",
+               gm_msg_kind_name(h.kind), (unsigned long long)h.job, h.writer);
         r->dropped++;
     } else if (h.kind == GM_MSG_DONE) {
-        if (r->nacked == r->nblocks) {
+        /* each writer sends its acks before its done on the same socket: all done means all acked */
+        r->done_mask |= 1u << h.writer;
+        if (r->done_mask != all_writers(r)) {
+            gm_log(GM_LOG_DEBUG, "writer %u of %u is done", h.writer + 1, r->opt.writers);
+        } else if (r->nacked == r->nblocks) {
             uint32_t most = 0;
             for (uint32_t b = 0; b < r->nblocks; b++) most = r->reads_of_block[b] > most ? r->reads_of_block[b] : most;
             gm_log(GM_LOG_INFO, "covariate block reads: %u blocks read %llu times in the prediction pass (%s)",
@@ -204,8 +219,11 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
             gm_log(GM_LOG_WARN, "acks: the writer reports done with %u of %u blocks acked", r->nacked, r->nblocks);
         }
     } else if (h.count == 0 && msg->nframes <= 2) {
-        if (!r->writer_ready) gm_log(GM_LOG_DEBUG, "the writer is ready for job %016llx", (unsigned long long)h.job);
-        r->writer_ready = 1;
+        r->ready_mask |= 1u << h.writer;
+        if (!r->writer_ready && r->ready_mask == all_writers(r))
+            gm_log(GM_LOG_DEBUG, "the writer%s ready for job %016llx", r->opt.writers > 1 ? "s are" : " is",
+                   (unsigned long long)h.job);
+        r->writer_ready = r->ready_mask == all_writers(r);
         reader_feed_pump(r);
     } else if (msg->nframes != 2 || gm_msg_size(msg, 1) != (size_t)h.count * 4) {
         gm_log(GM_LOG_WARN, "acks: dropped an ack whose payload does not hold %u block ids", h.count);
@@ -220,11 +238,14 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
                 r->dropped++;
                 continue;
             }
-            r->writer_ready = 1;
+            r->ready_mask |= 1u << h.writer; /* a writer acks what it resumed before it says ready */
+            r->writer_ready = r->ready_mask == all_writers(r);
             block_state_t st = (block_state_t)r->state[b];
-            if (st == BLOCK_ACKED) continue; /* duplicate: nothing to retire */
-            if (h.received) {
-                if (st == BLOCK_SENT) {
+            if (st == BLOCK_ACKED) continue; /* duplicate, or another reader's block: nothing to retire */
+            r->held_by[b] |= 1u << h.writer;
+            if (!h.received) r->written_by[b] |= 1u << h.writer;
+            if (h.received || r->written_by[b] != all_writers(r)) {
+                if (st == BLOCK_SENT && r->held_by[b] == all_writers(r)) {
                     gm_msg_destroy(&r->block_copy[b]); /* the writer has it: no re-issue needed */
                     r->state[b] = BLOCK_RECEIVED;
                 }
@@ -257,10 +278,21 @@ int reader_feed_begin(reader_t *r, char *err) {
     r->nblocks = gm_job_nblocks(&r->job);
     r->next_block = r->nacked = r->nsent = r->inflight = 0;
     r->writer_ready = 0;
+    r->ready_mask = r->done_mask = 0;
     r->state = calloc(r->nblocks, 1);
+    r->held_by = calloc(r->nblocks, 1);
+    r->written_by = calloc(r->nblocks, 1);
     r->reads_of_block = calloc(r->nblocks, sizeof *r->reads_of_block);
     r->block_copy = calloc(r->nblocks, sizeof *r->block_copy);
-    if (!r->state || !r->reads_of_block || !r->block_copy) return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    if (!r->state || !r->held_by || !r->written_by || !r->reads_of_block || !r->block_copy)
+        return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    uint32_t mine = r->nblocks;
+    for (uint32_t b = 0; r->opt.shards > 1 && b < r->nblocks; b++)
+        if (!reader_owns_block(r, b)) {
+            r->state[b] = BLOCK_ACKED; /* another reader's: never read here, and counted as done */
+            r->nacked++;
+            mine--;
+        }
     r->last_progress = uv_now(r->loop);
     uint32_t strip = gm_job_blocks_per_strip(&r->job);
     r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : 2 * strip;
@@ -274,6 +306,9 @@ int reader_feed_begin(reader_t *r, char *err) {
     gm_log(GM_LOG_INFO, "job %016llx: applying %u model%s to %u blocks of %ux%u over %ux%u pixels, %u bands",
            (unsigned long long)r->job.id, r->job.nmodels, r->job.nmodels > 1 ? "s" : "", r->nblocks, r->job.block_w,
            r->job.block_h, r->job.xsize, r->job.ysize, r->job.nbands);
+    if (r->opt.shards > 1)
+        gm_log(GM_LOG_INFO, "reader %u of %u: %u of the %u blocks are mine", r->opt.shard + 1, r->opt.shards, mine,
+               r->nblocks);
     reader_feed_pump(r);
     return 0;
 }

@@ -228,6 +228,7 @@ static int resume_models(reader_t *r, char *err) {
     uint64_t key = run_key(r);
     snprintf(path, sizeof path, "%s/.gridmill-run", o->out_dir);
     FILE *f = fopen(path, "r");
+    if (!f && !reader_is_primary(r)) return 0; /* a fresh run: the first reader writes the key */
     if (f) {
         unsigned long long old = 0;
         int got = fgets(line, sizeof line, f) && sscanf(line, "run %llx", &old) == 1;
@@ -350,7 +351,7 @@ int reader_run_start(reader_t *r, char *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/samples", o->out_dir);
     if (make_dir(path, err) < 0) return -1;
-    if (!gm_polys_is_regression(run->polys)) {
+    if (!gm_polys_is_regression(run->polys) && reader_is_primary(r)) {
         snprintf(path, sizeof path, "%s/classes.csv", o->out_dir);
         if (gm_polys_write_class_table(run->polys, path, err) < 0) return -1;
     }
@@ -473,8 +474,9 @@ int reader_run_pump(reader_t *r, char *err) {
         switch_to_summary(r); /* every model was there already */
         return 0;
     }
-    while (!r->finished && run->next_iteration < run->iterations && run->outstanding < run->max_outstanding &&
-           r->nfree > 0) {
+    /* only the first reader samples and trains; the others learn each model from the writer's "saved" */
+    while (reader_is_primary(r) && !r->finished && run->next_iteration < run->iterations &&
+           run->outstanding < run->max_outstanding && r->nfree > 0) {
         if (run->saved[run->next_iteration]) {
             run->next_iteration++;
             continue;
@@ -529,7 +531,7 @@ void reader_run_saved(reader_t *r, gm_msg_t *msg, const gm_header_t *h) {
     run->nsaved++;
     gm_msg_destroy(&run->iter_copy[h->iteration]);
     r->last_progress = uv_now(r->loop);
-    run->outstanding--;
+    if (run->outstanding) run->outstanding--;
     if (run->nsaved == run->iterations) {
         gm_log(GM_LOG_INFO, "all %u models trained and saved", run->iterations);
         switch_to_summary(r);
