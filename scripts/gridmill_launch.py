@@ -53,7 +53,10 @@ def read_hosts(path):
 def ssh_worker_argv(ssh_cmd, host, worker_bin, control, stage_args):
     """The command that runs one worker on 'host' over ssh. The worker watches its standard input, which ssh
     closes when the connection ends, so stopping the local ssh (or losing the supervisor) ends the worker."""
-    remote = ["exec", worker_bin, "--connect", control, "--watch-stdin"] + stage_args
+    # ssh passes no environment: the tests' GRIDMILL_DEBUG_* settings go on the command line
+    debug = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("GRIDMILL_DEBUG_")]
+    remote = ["exec"] + (["env"] + debug if debug else []) + [worker_bin, "--connect", control, "--watch-stdin"]
+    remote += stage_args
     return shlex.split(ssh_cmd) + SSH_OPTIONS + [host, " ".join(shlex.quote(w) for w in remote)]
 
 
