@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm_ctree.h"
 #include "gm_json.h"
 #include "gm_log.h"
 
@@ -32,6 +33,7 @@ struct gm_forest {
     float *leaf;          /* the value of each walk node (leaves only are read) */
     float base_margin;
     transform_t transform;
+    gm_ctrees_t *ct;      /* the same trees as complete-tree tables for the 16-row AVX-512 walk, or NULL */
 };
 
 /* Parses a JSON number token as float (correctly rounded, as XGBoost reads it). */
@@ -182,6 +184,28 @@ out:
     return rc;
 }
 
+/* Builds the AVX-512 tables when this CPU and forest allow (GRIDMILL_EVALUATOR=scalar forbids it); else the
+ * scalar walk stays, which is as exact, only slower. */
+static void build_ctrees(gm_forest_t *self) {
+    const char *ev = getenv("GRIDMILL_EVALUATOR");
+    char why[GM_ERR_LEN];
+    if (ev && !strcmp(ev, "scalar")) return;
+    uint32_t total = self->tree_start[self->ntrees];
+    gm_ctree_node_t *nd = malloc((total ? total : 1) * sizeof *nd);
+    if (!nd) return;
+    for (uint32_t t = 0; t < self->ntrees; t++)
+        for (uint32_t i = self->tree_start[t]; i < self->tree_start[t + 1]; i++) {
+            const node_t *q = &self->nodes[i];
+            uint32_t own = i - self->tree_start[t];
+            int leaf = q->left == (int32_t)own; /* prepare_tree made leaves point to themselves */
+            nd[i] = (gm_ctree_node_t){.left = leaf ? -1 : q->left, .right = leaf ? -1 : q->right,
+                                      .feature = q->feature, .value = q->value};
+        }
+    self->ct = gm_ctrees_new(nd, self->tree_start, self->tree_group, self->ntrees, self->nfeature, self->groups, why);
+    if (!self->ct) gm_log(GM_LOG_DEBUG, "evaluator: scalar walk (%s)", why);
+    free(nd);
+}
+
 /* Picks the transform and the margin every row starts from, as XGBoost's objective does. */
 static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_score, char *err) {
     static const char *identity[] = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "binary:logitraw"};
@@ -277,6 +301,7 @@ gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
     }
     self->tree_start[self->ntrees] = at;
     if (build_walk(self, err) < 0) goto fail;
+    build_ctrees(self);
     gm_json_free(root);
     return self;
 fail:
@@ -291,6 +316,8 @@ uint32_t gm_forest_outputs(const gm_forest_t *self, int margin) {
 
 uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
 
+const char *gm_forest_walk(const gm_forest_t *self) { return self->ct ? "avx512" : "scalar"; }
+
 #define LANES 16  /* rows walked through a tree side by side: independent loads overlap */
 #define BATCH 256 /* rows taken through every tree before the next rows: each tree is loaded once per batch */
 
@@ -298,9 +325,9 @@ uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
  * Rows go BATCH at a time through all trees, LANES at a time through one tree for exactly its depth:
  * leaves point to themselves, so rows that reach a leaf early stay there and the loop never branches on
  * the data. NaN goes the default way, as in XGBoost; no value passes a leaf's infinite threshold. */
-static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
+static void add_trees(const void *ctx, const float *rows, size_t n, uint32_t ncols, float *m) {
+    const gm_forest_t *self = ctx;
     uint32_t G = self->groups;
-    for (size_t i = 0; i < n * G; i++) m[i] = self->base_margin;
     for (size_t b0 = 0; b0 < n; b0 += BATCH) {
         size_t bn = n - b0 < BATCH ? n - b0 : BATCH;
         for (uint32_t t = 0; t < self->ntrees; t++) {
@@ -322,6 +349,13 @@ static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32
             }
         }
     }
+}
+
+/* Every row's margins: the base margin plus every tree's leaf, with the AVX-512 walk when there is one. */
+static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
+    for (size_t i = 0; i < n * self->groups; i++) m[i] = self->base_margin;
+    if (self->ct) gm_ctrees_margins(self->ct, rows, n, ncols, m, add_trees, self);
+    else add_trees(self, rows, n, ncols, m);
 }
 
 void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out) {
@@ -378,6 +412,7 @@ void gm_forest_destroy(gm_forest_t **self_p) {
     free(self->nodes);
     free(self->walk);
     free(self->leaf);
+    gm_ctrees_destroy(&self->ct);
     free(self);
     *self_p = NULL;
 }

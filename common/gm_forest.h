@@ -25,6 +25,8 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
 /* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float;
  * 'out' may be 'margin'. */
 void gm_forest_softmax(const float *margin, uint32_t n, float *out);
+/* Says which walk predicts: "avx512" (16 rows at a time, gm_ctree.h) or "scalar". */
+const char *gm_forest_walk(const gm_forest_t *self);
 /* Frees the forest; takes NULL and sets the caller's pointer to NULL. */
 void gm_forest_destroy(gm_forest_t **self_p);
 
