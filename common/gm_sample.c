@@ -150,31 +150,34 @@ typedef struct {
     int composition, regression;
 } sampler_t;
 
-/* Draws polygon 'i''s points into 'out'. Returns 0, or -1 with 'err'. */
-static int sample_polygon(const sampler_t *s, uint32_t i, gm_samples_t *out, gm_sample_report_t *rep, char *err) {
-    uint32_t wanted = gm_sample_wanted(s->p, i, s->o);
+/* Cuts polygon 'i''s envelope to the raster extent into 'win' (xmin, ymin, xmax, ymax). Returns 0, or -1 when
+ * the polygon is outside: no overlap, or only a shared edge (a polygon of zero width or height is not). */
+static int polygon_window(const sampler_t *s, uint32_t i, double win[4]) {
     double env[4];
     gm_polys_envelope(s->p, i, env);
-    double x0 = fmax(env[0], s->ext[0]), y0 = fmax(env[1], s->ext[1]);
-    double x1 = fmin(env[2], s->ext[2]), y1 = fmin(env[3], s->ext[3]);
-    /* Outside: no overlap, or only a shared edge (a polygon of zero width or height is not "outside"). */
-    int outside_x = x0 > x1 || (x0 == x1 && env[0] < env[2]);
-    int outside_y = y0 > y1 || (y0 == y1 && env[1] < env[3]);
-    if (outside_x || outside_y) {
-        rep->polygons_outside++;
-        return 0;
-    }
-    if (gm_polys_area(s->p, i) < s->pixel_area) rep->polygons_small++;
-    if (!wanted) return 0;
-    if (gm_samples_reserve(out, out->n + wanted, err) < 0) return -1;
+    win[0] = fmax(env[0], s->ext[0]);
+    win[1] = fmax(env[1], s->ext[1]);
+    win[2] = fmin(env[2], s->ext[2]);
+    win[3] = fmin(env[3], s->ext[3]);
+    int outside_x = win[0] > win[2] || (win[0] == win[2] && env[0] < env[2]);
+    int outside_y = win[1] > win[3] || (win[1] == win[3] && env[1] < env[3]);
+    return outside_x || outside_y ? -1 : 0;
+}
+
+/* Draws polygon 'i''s 'wanted' points into rows at, at+1, ... of 'out' (room for them is reserved), with its
+ * own random stream. Returns how many points it kept, or -1 with 'err'. */
+static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, gm_samples_t *out, size_t at,
+                              gm_sample_report_t *rep, char *err) {
+    double win[4];
+    polygon_window(s, i, win);
+    double x0 = win[0], y0 = win[1], w = win[2] - win[0], h = win[3] - win[1];
     gm_rng_t rng;
     gm_rng_seed(&rng, s->o->seed, s->iteration, i);
     uint32_t code = gm_polys_code(s->p, i);
     float target = s->regression ? (float)gm_polys_target(s->p, i) : NAN;
-    double w = x1 - x0, h = y1 - y0;
-    uint32_t got = 0;
+    size_t j = at;
     for (uint32_t k = 0; k < wanted; k++) {
-        float *values = out->values + out->n * s->nbands;
+        float *values = out->values + j * s->nbands;
         double x = 0, y = 0;
         int found = 0;
         for (uint32_t t = 0; t < s->max_tries && !found; t++) {
@@ -190,17 +193,80 @@ static int sample_polygon(const sampler_t *s, uint32_t i, gm_samples_t *out, gm_
             rep->points_short++;
             continue;
         }
-        size_t j = out->n++;
         out->x[j] = x;
         out->y[j] = y;
         out->polygon[j] = i;
         out->code[j] = s->composition ? gm_polys_draw_class(s->p, i, gm_rng_uniform(&rng)) : code;
         out->target[j] = target;
-        got++;
+        j++;
     }
-    rep->points += got;
-    if (!got) rep->polygons_failed++;
-    return 0;
+    rep->points += j - at;
+    if (j == at) rep->polygons_failed++;
+    return (int64_t)(j - at);
+}
+
+/* Returns the index of cell (x, y) along the Hilbert curve that fills the 2^32 x 2^32 grid. */
+static uint64_t hilbert_index(uint32_t x, uint32_t y) {
+    uint64_t d = 0;
+    for (uint32_t half = 1u << 31; half > 0; half >>= 1) {
+        uint32_t rx = (x & half) != 0, ry = (y & half) != 0;
+        d += (uint64_t)half * half * ((3 * rx) ^ ry);
+        if (!ry) { /* rotate the quadrant */
+            if (rx) {
+                x = ~x;
+                y = ~y;
+            }
+            uint32_t t = x;
+            x = y;
+            y = t;
+        }
+    }
+    return d;
+}
+
+/* One polygon to sample: where it comes in the visiting order, and its rows in the table. */
+typedef struct {
+    uint64_t key;     /* Hilbert index of the natural block under the centre of its window */
+    uint32_t polygon;
+    uint32_t wanted;
+    size_t slot;      /* first of its 'wanted' rows, counted from the table's first new row */
+    size_t got;
+} visit_t;
+
+/* Orders visits by key, then polygon index. */
+static int visit_cmp(const void *a, const void *b) {
+    const visit_t *u = a, *v = b;
+    if (u->key != v->key) return u->key < v->key ? -1 : 1;
+    return (u->polygon > v->polygon) - (u->polygon < v->polygon);
+}
+
+/* Orders visits by polygon index. */
+static int visit_cmp_polygon(const void *a, const void *b) {
+    const visit_t *u = a, *v = b;
+    return (u->polygon > v->polygon) - (u->polygon < v->polygon);
+}
+
+/* Returns the Hilbert index of the natural block of 'grid' under the centre of window 'win' (clamped to the
+ * grid), so that polygons visited in key order read blocks that lie close together. */
+static uint64_t block_key(const sampler_t *s, const gm_grid_t *grid, const double win[4]) {
+    double cx = 0.5 * (win[0] + win[2]), cy = 0.5 * (win[1] + win[3]);
+    double px = s->loc.inv[0] + s->loc.inv[1] * cx + s->loc.inv[2] * cy;
+    double py = s->loc.inv[3] + s->loc.inv[4] * cx + s->loc.inv[5] * cy;
+    px = px >= 0 ? fmin(px, s->loc.xsize - 1) : 0; /* NaN lands on 0 */
+    py = py >= 0 ? fmin(py, s->loc.ysize - 1) : 0;
+    uint32_t bw = grid->block_w ? grid->block_w : 1, bh = grid->block_h ? grid->block_h : 1;
+    return hilbert_index((uint32_t)px / bw, (uint32_t)py / bh);
+}
+
+/* Moves 'n' rows of 's' from row 'from' down to row 'to' (to <= from). */
+static void move_rows(gm_samples_t *s, size_t to, size_t from, size_t n) {
+    if (to == from || !n) return;
+    memmove(s->x + to, s->x + from, n * sizeof *s->x);
+    memmove(s->y + to, s->y + from, n * sizeof *s->y);
+    memmove(s->polygon + to, s->polygon + from, n * sizeof *s->polygon);
+    memmove(s->code + to, s->code + from, n * sizeof *s->code);
+    memmove(s->target + to, s->target + from, n * sizeof *s->target);
+    memmove(s->values + to * s->nbands, s->values + from * s->nbands, n * s->nbands * sizeof *s->values);
 }
 
 int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
@@ -221,9 +287,43 @@ int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_
     s.max_tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
     s.composition = gm_polys_is_composition(p);
     s.regression = gm_polys_is_regression(p);
-    for (uint32_t i = 0; i < gm_polys_count(p); i++)
-        if (sample_polygon(&s, i, out, rep, err) < 0) return -1;
-    return 0;
+    /* Each polygon has its own random stream, so the order polygons are drawn in changes nothing but which
+     * blocks GDAL's cache holds: they are drawn in the order of their blocks along a Hilbert curve, each block
+     * then read about once, and their points are put back in polygon order. */
+    uint32_t np = gm_polys_count(p), nvisit = 0;
+    visit_t *visits = malloc((size_t)np * sizeof *visits);
+    if (!visits) return gm_err(err, "sampling: out of memory for %u polygons", np);
+    size_t rows = 0, base = out->n;
+    for (uint32_t i = 0; i < np; i++) {
+        double win[4];
+        if (polygon_window(&s, i, win) < 0) {
+            rep->polygons_outside++;
+            continue;
+        }
+        if (gm_polys_area(p, i) < s.pixel_area) rep->polygons_small++;
+        uint32_t wanted = gm_sample_wanted(p, i, o);
+        if (!wanted) continue;
+        visits[nvisit++] = (visit_t){.key = block_key(&s, grid, win), .polygon = i, .wanted = wanted, .slot = rows};
+        rows += wanted;
+    }
+    int rc = -1;
+    if (gm_samples_reserve(out, base + rows, err) < 0) goto out_free;
+    qsort(visits, nvisit, sizeof *visits, visit_cmp);
+    for (uint32_t k = 0; k < nvisit; k++) {
+        visit_t *v = &visits[k];
+        int64_t got = sample_polygon(&s, v->polygon, v->wanted, out, base + v->slot, rep, err);
+        if (got < 0) goto out_free;
+        v->got = (size_t)got;
+    }
+    qsort(visits, nvisit, sizeof *visits, visit_cmp_polygon);
+    for (uint32_t k = 0; k < nvisit; k++) { /* slots are in polygon order: rows only move down */
+        move_rows(out, out->n, base + visits[k].slot, visits[k].got);
+        out->n += visits[k].got;
+    }
+    rc = 0;
+out_free:
+    free(visits);
+    return rc;
 }
 
 /* ---- extraction ---- */
