@@ -21,6 +21,11 @@
 
 typedef enum { MODE_CLASS = 1, MODE_TARGET, MODE_COMPOSITION } map_mode_t;
 
+/* One edge of a ring as the crossing test takes it: vertex i and the vertex before it, j. */
+typedef struct {
+    double xi, yi, xj, yj;
+} edge_t;
+
 /* One polygon: its rings are ring_off[ring0 .. ring0+nrings] in the map's flat arrays. */
 typedef struct {
     int64_t fid;
@@ -28,6 +33,9 @@ typedef struct {
     double area;
     size_t ring0;
     uint32_t nrings;
+    size_t slab0;       /* first of its slabs in the map's slab_off */
+    uint32_t nslabs;    /* its envelope cut into this many horizontal slabs of equal height */
+    double slab_scale;  /* slabs per CRS unit of y (0 with one slab) */
     uint32_t code;   /* plain mode */
     double target;   /* regression */
     size_t comp0;    /* composition: first entry in comp_code / comp_cum */
@@ -43,6 +51,10 @@ struct gm_polys {
     size_t nrings, ring_cap;
     double *xy; /* x, y of every vertex of every ring */
     size_t nverts, xy_cap;
+    size_t *slab_off; /* slab k holds edges[slab_off[k] .. slab_off[k+1]-1]; one more entry than slabs */
+    size_t nslabs;
+    edge_t *edges;    /* the edges that meet each slab, slab after slab */
+    size_t nedges;
     char **classes;
     uint32_t nclass;
     uint32_t *comp_code;
@@ -547,6 +559,125 @@ static poly_t *add_poly(gm_polys_t *self, OGRGeometryH g, int64_t fid) {
     return p;
 }
 
+/* Returns the slab of polygon 'p' that holds height 'y': a non-decreasing function of y (NaN gives 0). */
+static inline uint32_t slab_of(const poly_t *p, double y) {
+    double k = floor((y - p->env[1]) * p->slab_scale);
+    if (!(k > 0)) return 0;
+    return k < (double)(p->nslabs - 1) ? (uint32_t)k : p->nslabs - 1;
+}
+
+/* Walks the edges of one polygon that can cross a horizontal line: both ends' y are numbers and differ (the
+ * crossing test never counts the others). */
+typedef struct {
+    const gm_polys_t *self;
+    size_t ring, ring_end, k;
+} edge_iter_t;
+
+/* Starts walking the edges of polygon 'p'. */
+static void edge_iter_init(edge_iter_t *it, const gm_polys_t *self, const poly_t *p) {
+    *it = (edge_iter_t){.self = self, .ring = p->ring0, .ring_end = p->ring0 + p->nrings, .k = 0};
+}
+
+/* Stores the next edge in 'e' (vertex k and the one before it, the last for the first). Returns 1, or 0 when
+ * every edge was seen. */
+static int edge_iter_next(edge_iter_t *it, edge_t *e) {
+    for (; it->ring < it->ring_end; it->ring++, it->k = 0) {
+        const double *v = it->self->xy + 2 * it->self->ring_off[it->ring];
+        size_t n = it->self->ring_off[it->ring + 1] - it->self->ring_off[it->ring];
+        while (it->k < n) {
+            size_t k = it->k++, j = k ? k - 1 : n - 1;
+            *e = (edge_t){v[2 * k], v[2 * k + 1], v[2 * j], v[2 * j + 1]};
+            if (!isnan(e->yi) && !isnan(e->yj) && e->yi != e->yj) return 1;
+        }
+    }
+    return 0;
+}
+
+/* Stores the first and last slab of polygon 'p' that edge 'e' meets. */
+static void edge_slabs(const poly_t *p, const edge_t *e, uint32_t *first, uint32_t *last) {
+    *first = slab_of(p, e->yi < e->yj ? e->yi : e->yj);
+    *last = slab_of(p, e->yi < e->yj ? e->yj : e->yi);
+}
+
+/* Cuts polygon 'p' into 'nslabs' slabs (one when its height is zero or not finite). */
+static void set_slabs(poly_t *p, uint32_t nslabs) {
+    double height = p->env[3] - p->env[1];
+    p->nslabs = nslabs;
+    p->slab_scale = nslabs > 1 && isfinite(p->env[1]) && height > 0 && isfinite(height) ? nslabs / height : 0;
+    if (!(p->slab_scale > 0) || !isfinite(p->slab_scale)) {
+        p->nslabs = 1;
+        p->slab_scale = 0;
+    }
+}
+
+/* Returns how many slab entries the edges of 'p' take with its current slabs. */
+static size_t slab_entries(const gm_polys_t *self, const poly_t *p) {
+    size_t n = 0;
+    edge_iter_t it;
+    edge_t e;
+    uint32_t first, last;
+    for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
+        edge_slabs(p, &e, &first, &last);
+        n += last - first + 1;
+    }
+    return n;
+}
+
+/* Builds the slab index that gm_polys_contains uses: each polygon's envelope is cut into horizontal slabs
+ * (about one per 4 edges, fewer when long edges would be copied into too many) and each slab lists the
+ * edges whose y range meets it. A point at height y can only be crossed by the edges of y's slab, since an
+ * edge it crosses has min(yi, yj) <= y < max(yi, yj) and slab_of is non-decreasing. Returns 0, or -1 when out
+ * of memory. */
+static int build_slabs(gm_polys_t *self) {
+    size_t total_slabs = 0, total_edges = 0;
+    edge_iter_t it;
+    edge_t e;
+    uint32_t first, last;
+    for (uint32_t i = 0; i < self->npolys; i++) {
+        poly_t *p = &self->polys[i];
+        size_t crossing = 0;
+        for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) crossing++;
+        size_t want = crossing / 4;
+        set_slabs(p, want < 1 ? 1 : want > (1u << 20) ? 1u << 20 : (uint32_t)want);
+        size_t entries = slab_entries(self, p);
+        while (p->nslabs > 1 && entries > 8 * crossing + 64) {
+            set_slabs(p, p->nslabs / 2);
+            entries = slab_entries(self, p);
+        }
+        p->slab0 = total_slabs;
+        total_slabs += p->nslabs;
+        total_edges += entries;
+    }
+    self->slab_off = calloc(total_slabs + 1, sizeof *self->slab_off);
+    self->edges = malloc((total_edges ? total_edges : 1) * sizeof *self->edges);
+    size_t *fill = malloc(total_slabs * sizeof *fill);
+    if (!self->slab_off || !self->edges || !fill) {
+        free(fill);
+        return -1;
+    }
+    self->nslabs = total_slabs;
+    self->nedges = total_edges;
+    /* count each slab's edges, turn the counts into offsets, then place the edges */
+    for (uint32_t i = 0; i < self->npolys; i++) {
+        const poly_t *p = &self->polys[i];
+        for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
+            edge_slabs(p, &e, &first, &last);
+            for (uint32_t k = first; k <= last; k++) self->slab_off[p->slab0 + k + 1]++;
+        }
+    }
+    for (size_t k = 0; k < total_slabs; k++) self->slab_off[k + 1] += self->slab_off[k];
+    memcpy(fill, self->slab_off, total_slabs * sizeof *fill);
+    for (uint32_t i = 0; i < self->npolys; i++) {
+        const poly_t *p = &self->polys[i];
+        for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
+            edge_slabs(p, &e, &first, &last);
+            for (uint32_t k = first; k <= last; k++) self->edges[fill[p->slab0 + k]++] = e;
+        }
+    }
+    free(fill);
+    return 0;
+}
+
 /* ---- opening a map ---- */
 
 /* What gm_polys_open needs while it reads features. */
@@ -738,6 +869,10 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
         goto out_close_vector;
     }
     if (self->mode == MODE_CLASS && set_plain_codes(&op, err) < 0) goto out_close_vector;
+    if (build_slabs(self) < 0) {
+        gm_err(err, "%s: out of memory indexing %zu polygon vertices", op.vec.file, self->nverts);
+        goto out_close_vector;
+    }
     close_vector(&op.vec);
     comp_csv_free(&op.csv);
     for (uint32_t i = 0; i < self->npolys && op.plain_names; i++) free(op.plain_names[i]);
@@ -764,6 +899,8 @@ void gm_polys_destroy(gm_polys_t **self_p) {
     free(self->polys);
     free(self->ring_off);
     free(self->xy);
+    free(self->slab_off);
+    free(self->edges);
     free(self->comp_code);
     free(self->comp_cum);
     free(self);
@@ -819,18 +956,12 @@ int gm_polys_contains(const gm_polys_t *self, uint32_t i, double x, double y) {
     assert(i < self->npolys);
     const poly_t *p = &self->polys[i];
     if (x < p->env[0] || x > p->env[2] || y < p->env[1] || y > p->env[3]) return 0;
+    /* the even-odd rule over every ring, on the only edges that can cross y (see build_slabs) */
+    size_t slab = p->slab0 + slab_of(p, y);
+    const edge_t *e = self->edges + self->slab_off[slab], *end = self->edges + self->slab_off[slab + 1];
     int inside = 0;
-    for (size_t r = p->ring0; r < p->ring0 + p->nrings; r++) {
-        const double *v = self->xy + 2 * self->ring_off[r];
-        size_t n = self->ring_off[r + 1] - self->ring_off[r];
-        double xj = v[2 * (n - 1)], yj = v[2 * (n - 1) + 1];
-        for (size_t k = 0; k < n; k++) {
-            double xi = v[2 * k], yi = v[2 * k + 1];
-            if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
-            xj = xi;
-            yj = yi;
-        }
-    }
+    for (; e < end; e++)
+        if ((e->yi > y) != (e->yj > y) && x < (e->xj - e->xi) * (y - e->yi) / (e->yj - e->yi) + e->xi) inside = !inside;
     return inside;
 }
 

@@ -30,6 +30,7 @@
 #include <cmocka.h>
 #include <cpl_conv.h>
 #include <gdal.h>
+#include <gdal_alg.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
@@ -313,6 +314,83 @@ static void write_vectors(void) {
     OSRDestroySpatialReference(ll);
 }
 
+/* Cell id of pixel (col, row) of the "shapes" raster: the nearest of six seeds, with an island of id 7 (a
+ * disc of radius 8 pixels) inside the cell of seed 0, which so gets a hole. */
+static int shape_cell(int col, int row) {
+    static const int seeds[6][2] = {{20, 20}, {75, 15}, {50, 50}, {15, 80}, {85, 85}, {60, 30}};
+    if ((col - 17) * (col - 17) + (row - 22) * (row - 22) <= 64) return 7;
+    int best = 0, dbest = INT32_MAX;
+    for (int k = 0; k < 6; k++) {
+        int d = (col - seeds[k][0]) * (col - seeds[k][0]) + (row - seeds[k][1]) * (row - seeds[k][1]);
+        if (d < dbest) {
+            dbest = d;
+            best = k;
+        }
+    }
+    return best + 1;
+}
+
+/* Appends to 'wkt' the ring of a star centred on (cx, cy) with 'spikes' tips of radius r1 and notches of
+ * radius r0 between them (the ring starts and ends at the first tip). */
+static void star_ring(char *wkt, size_t size, double cx, double cy, int spikes, double r0, double r1) {
+    size_t len = strlen(wkt);
+    len += (size_t)snprintf(wkt + len, size - len, "(");
+    for (int k = 0; k <= 2 * spikes; k++) {
+        double a = M_PI * k / spikes, r = k % 2 ? r0 : r1;
+        len += (size_t)snprintf(wkt + len, size - len, "%s%.17g %.17g", k ? "," : "", cx + r * cos(a), cy + r * sin(a));
+    }
+    snprintf(wkt + len, size - len, ")");
+}
+
+/* Writes shapes.gpkg, layer "shapes" (integer field soil): the cells of shape_cell() on the cov.tif grid
+ * polygonized as gdal_polygonize does (stair-step rings, one with a hole, the island), then a star of 150
+ * spikes around a square hole (long edges across the whole polygon) and a multipolygon of two stars. */
+static void write_shapes(void) {
+    GDALDriverH mem = GDALGetDriverByName("MEM"), gpkg = GDALGetDriverByName("GPKG");
+    assert_non_null(mem);
+    assert_non_null(gpkg);
+    GDALDatasetH r = GDALCreate(mem, "", 100, 100, 1, GDT_Int32, NULL);
+    assert_non_null(r);
+    double gt[6] = {X0, PX, 0, Y0, 0, -PX};
+    GDALSetGeoTransform(r, gt);
+    int32_t cells[100 * 100];
+    for (int row = 0; row < 100; row++)
+        for (int col = 0; col < 100; col++) cells[row * 100 + col] = shape_cell(col, row);
+    GDALRasterBandH band = GDALGetRasterBand(r, 1);
+    assert_int_equal(GDALRasterIO(band, GF_Write, 0, 0, 100, 100, cells, 100, 100, GDT_Int32, 0, 0), CE_None);
+    OGRSpatialReferenceH utm = OSRNewSpatialReference(utm_wkt);
+    GDALDatasetH ds = GDALCreate(gpkg, fx("shapes.gpkg"), 0, 0, 0, GDT_Unknown, NULL);
+    assert_non_null(ds);
+    OGRLayerH layer = GDALDatasetCreateLayer(ds, "shapes", utm, wkbUnknown, NULL);
+    assert_non_null(layer);
+    OGRFieldDefnH fd = OGR_Fld_Create("soil", OFTInteger);
+    assert_int_equal(OGR_L_CreateField(layer, fd, 1), OGRERR_NONE);
+    OGR_Fld_Destroy(fd);
+    assert_int_equal(GDALPolygonize(band, NULL, layer, 0, NULL, NULL, NULL), CE_None);
+    static char wkt[3][40000];
+    snprintf(wkt[0], sizeof wkt[0], "POLYGON(");
+    star_ring(wkt[0], sizeof wkt[0], 500500, 4199500, 150, 60, 450);
+    snprintf(wkt[0] + strlen(wkt[0]), sizeof wkt[0] - strlen(wkt[0]), ",%s)", rect(500470, 4199470, 500530, 4199530));
+    snprintf(wkt[1], sizeof wkt[1], "MULTIPOLYGON((");
+    star_ring(wkt[1], sizeof wkt[1], 500200, 4199200, 40, 20, 90);
+    strcat(wkt[1], "),(");
+    star_ring(wkt[1], sizeof wkt[1], 500800, 4199750, 25, 30, 140);
+    strcat(wkt[1], "))");
+    for (int k = 0; k < 2; k++) {
+        OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(layer));
+        OGR_F_SetFieldInteger(f, 0, 100 + k);
+        OGRGeometryH g = NULL;
+        char *w = wkt[k];
+        assert_int_equal(OGR_G_CreateFromWkt(&w, NULL, &g), OGRERR_NONE);
+        OGR_F_SetGeometryDirectly(f, g);
+        assert_int_equal(OGR_L_CreateFeature(layer, f), OGRERR_NONE);
+        OGR_F_Destroy(f);
+    }
+    GDALClose(ds);
+    GDALClose(r);
+    OSRDestroySpatialReference(utm);
+}
+
 static int setup(void **state) {
     gm_gdal_init();
     strcpy(dir, "/tmp/gm_test_sample_XXXXXX");
@@ -326,6 +404,7 @@ static int setup(void **state) {
     write_raster("odd.tif", 50, 50, 1, GDT_Float32, (double[6]){500000.3, 0.1, 0, 4200000.7, 0, -0.1}, NAN,
                  odd_value);
     write_vectors();
+    write_shapes();
     write_text("comp.csv", "Polygon,CLASS,Proportion\n"
                            "10,A,0.7\n"
                            "10,\"Red, clay\",0.3\n"
@@ -666,6 +745,111 @@ static void test_polys_errors(void **state) {
         err = open_error(&o);
         assert_err_has(err, bad[i].needle1);
         assert_err_has(err, bad[i].needle2);
+    }
+}
+
+/* The even-odd rule as the sampler first wrote it, over the rings of 'g' (Polygon or MultiPolygon) as OGR
+ * holds them: outside the envelope is outside; else each edge from vertex j (the one before, the last for
+ * the first) to vertex i with (yi > y) != (yj > y) and x left of it at height y flips the answer. */
+static int contains_brute(OGRGeometryH g, double x, double y) {
+    OGREnvelope e;
+    OGR_G_GetEnvelope(g, &e);
+    if (x < e.MinX || x > e.MaxX || y < e.MinY || y > e.MaxY) return 0;
+    int multi = wkbFlatten(OGR_G_GetGeometryType(g)) == wkbMultiPolygon, inside = 0;
+    for (int part = 0; part < (multi ? OGR_G_GetGeometryCount(g) : 1); part++) {
+        OGRGeometryH poly = multi ? OGR_G_GetGeometryRef(g, part) : g;
+        for (int r = 0; r < OGR_G_GetGeometryCount(poly); r++) {
+            OGRGeometryH ring = OGR_G_GetGeometryRef(poly, r);
+            int n = OGR_G_GetPointCount(ring);
+            double xj = OGR_G_GetX(ring, n - 1), yj = OGR_G_GetY(ring, n - 1);
+            for (int k = 0; k < n; k++) {
+                double xi = OGR_G_GetX(ring, k), yi = OGR_G_GetY(ring, k);
+                if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
+                xj = xi;
+                yj = yi;
+            }
+        }
+    }
+    return inside;
+}
+
+/* Fails unless gm_polys_contains agrees with contains_brute at (x, y). */
+static void check_contains(const gm_polys_t *p, uint32_t i, OGRGeometryH g, double x, double y) {
+    int want = contains_brute(g, x, y);
+    if (gm_polys_contains(p, i, x, y) != want)
+        fail_msg("polygon %u at (%.17g, %.17g): gm_polys_contains says %d, the even-odd loop %d", i, x, y, !want, want);
+}
+
+/* gm_polys_contains (through its slab index) answers as the plain even-odd loop over every edge, on every
+ * polygon of "units" and "shapes" (stair-step cells, a hole, an island, a 150-spike star with a hole, a
+ * multipolygon of stars): at random points of each envelope and a margin around it, at every vertex, on the
+ * vertical and horizontal lines through every vertex, at the middle of every edge. */
+static void test_polys_contains_slabs(void **state) {
+    (void)state;
+    const char *layers[] = {"map.gpkg:units", "shapes.gpkg:shapes"};
+    const char *fields[] = {"soil", "soil"};
+    gm_rng_t rng;
+    gm_rng_seed(&rng, 7, 0, 0);
+    for (size_t l = 0; l < NITEMS(layers); l++) {
+        char err[GM_ERR_LEN] = "";
+        gm_polys_options_t o = {.path = fx(layers[l]), .class_field = fields[l]};
+        gm_polys_t *p = gm_polys_open(&o, utm_wkt, err);
+        if (!p) fail_msg("gm_polys_open: %s", err);
+        char path[256];
+        snprintf(path, sizeof path, "%s", fx(layers[l]));
+        *strrchr(path, ':') = '\0';
+        GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR, NULL, NULL, NULL);
+        assert_non_null(ds);
+        OGRLayerH layer = GDALDatasetGetLayerByName(ds, strrchr(layers[l], ':') + 1);
+        assert_non_null(layer);
+        uint32_t i = 0;
+        size_t vertices = 0;
+        OGRFeatureH f;
+        OGR_L_ResetReading(layer);
+        while ((f = OGR_L_GetNextFeature(layer))) {
+            if (!OGR_F_IsFieldSetAndNotNull(f, OGR_F_GetFieldIndex(f, fields[l])) ||
+                !*OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, fields[l]))) {
+                OGR_F_Destroy(f);
+                continue; /* skipped by gm_polys_open too */
+            }
+            assert_true(i < gm_polys_count(p));
+            assert_int_equal(gm_polys_fid(p, i), OGR_F_GetFID(f));
+            OGRGeometryH g = OGR_F_GetGeometryRef(f);
+            OGREnvelope e;
+            OGR_G_GetEnvelope(g, &e);
+            double mx = 0.05 * (e.MaxX - e.MinX) + 1, my = 0.05 * (e.MaxY - e.MinY) + 1;
+            for (int k = 0; k < 5000; k++)
+                check_contains(p, i, g, e.MinX - mx + (e.MaxX - e.MinX + 2 * mx) * gm_rng_uniform(&rng),
+                               e.MinY - my + (e.MaxY - e.MinY + 2 * my) * gm_rng_uniform(&rng));
+            int multi = wkbFlatten(OGR_G_GetGeometryType(g)) == wkbMultiPolygon;
+            for (int part = 0; part < (multi ? OGR_G_GetGeometryCount(g) : 1); part++) {
+                OGRGeometryH poly = multi ? OGR_G_GetGeometryRef(g, part) : g;
+                for (int r = 0; r < OGR_G_GetGeometryCount(poly); r++) {
+                    OGRGeometryH ring = OGR_G_GetGeometryRef(poly, r);
+                    int n = OGR_G_GetPointCount(ring);
+                    for (int k = 0; k < n; k++) {
+                        double x = OGR_G_GetX(ring, k), y = OGR_G_GetY(ring, k);
+                        double xn = OGR_G_GetX(ring, (k + 1) % n), yn = OGR_G_GetY(ring, (k + 1) % n);
+                        check_contains(p, i, g, x, y);
+                        check_contains(p, i, g, 0.5 * (x + xn), 0.5 * (y + yn));
+                        check_contains(p, i, g, nextafter(x, INFINITY), nextafter(y, -INFINITY));
+                        check_contains(p, i, g, x, e.MinY + (e.MaxY - e.MinY) * gm_rng_uniform(&rng));
+                        check_contains(p, i, g, e.MinX + (e.MaxX - e.MinX) * gm_rng_uniform(&rng), y);
+                        check_contains(p, i, g, e.MinX + (e.MaxX - e.MinX) * gm_rng_uniform(&rng), nextafter(y, INFINITY));
+                    }
+                    vertices += (size_t)n;
+                }
+            }
+            OGR_F_Destroy(f);
+            i++;
+        }
+        assert_int_equal(i, gm_polys_count(p));
+        if (l == 1) {
+            assert_true(i >= 9);          /* 7 cells (some may split in parts), the island, the star, the pair */
+            assert_true(vertices > 1000); /* stair steps and spikes: many edges per polygon */
+        }
+        GDALClose(ds);
+        gm_polys_destroy(&p);
     }
 }
 
@@ -1089,6 +1273,7 @@ int main(void) {
         cmocka_unit_test(test_polys_composition),
         cmocka_unit_test(test_polys_class_table),
         cmocka_unit_test(test_polys_errors),
+        cmocka_unit_test(test_polys_contains_slabs),
         cmocka_unit_test(test_sample_plain),
         cmocka_unit_test(test_sample_deterministic),
         cmocka_unit_test(test_sample_density),
