@@ -986,6 +986,88 @@ static void test_sample_deterministic(void **state) {
     gm_polys_destroy(&p);
 }
 
+/* The sampler as first written, the oracle for the visiting order: polygons one after the other in index
+ * order, each drawn with its own stream gm_rng_seed(seed, iteration, i) in its envelope cut to the raster
+ * (north-up here), a draw kept when inside the polygon and on a pixel without NaN (read 1 x 1), at most
+ * max_tries draws per point, then one more uniform for a composition class. Appends to 'out' and returns
+ * the number of draws. */
+static uint64_t sample_sequential(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o,
+                                  uint32_t iteration, gm_samples_t *out) {
+    char err[GM_ERR_LEN] = "";
+    const gm_grid_t *g = gm_stack_grid(stack);
+    double ext[4] = {g->gt[0], g->gt[3] + g->ysize * g->gt[5], g->gt[0] + g->xsize * g->gt[1], g->gt[3]};
+    uint32_t nb = gm_stack_nbands(stack), tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
+    uint64_t draws = 0;
+    float v[16];
+    assert_true(nb <= 16);
+    for (uint32_t i = 0; i < gm_polys_count(p); i++) {
+        double env[4];
+        gm_polys_envelope(p, i, env);
+        double x0 = fmax(env[0], ext[0]), y0 = fmax(env[1], ext[1]), x1 = fmin(env[2], ext[2]),
+               y1 = fmin(env[3], ext[3]);
+        if (x0 > x1 || y0 > y1) continue;
+        gm_rng_t rng;
+        gm_rng_seed(&rng, o->seed, iteration, i);
+        for (uint32_t k = 0; k < gm_sample_wanted(p, i, o); k++) {
+            int found = 0;
+            double x = 0, y = 0;
+            for (uint32_t t = 0; t < tries && !found; t++) {
+                draws++;
+                x = x0 + (x1 - x0) * gm_rng_uniform(&rng);
+                y = y0 + (y1 - y0) * gm_rng_uniform(&rng);
+                uint32_t col, row;
+                if (!gm_polys_contains(p, i, x, y) || gm_sample_pixel(g, x, y, &col, &row) < 0) continue;
+                assert_int_equal(gm_stack_read(stack, col, row, 1, 1, v, err), 0);
+                found = 1;
+                for (uint32_t b = 0; b < nb; b++) found &= !isnan(v[b]);
+            }
+            if (!found) continue;
+            uint32_t code = gm_polys_is_composition(p) ? gm_polys_draw_class(p, i, gm_rng_uniform(&rng)) : gm_polys_code(p, i);
+            assert_int_equal(gm_samples_append(out, x, y, i, code, (float)gm_polys_target(p, i), v, err), 0);
+        }
+    }
+    return draws;
+}
+
+/* Drawing polygons in block order gives the points of sample_sequential, in the same order, bit for bit:
+ * on the polygonized cells (stair steps, a hole, the nodata patch under two cells: redraws) and the stars,
+ * in plain mode, and on "units" with a composition and with a regression target, for several seeds and
+ * iterations, appended after rows already in the table. */
+static void test_sample_same_as_sequential(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_stack_t *stack = open_stack(); /* first: fx() reuses four buffers */
+    gm_polys_options_t maps[] = {
+        {.path = fx("shapes.gpkg:shapes"), .class_field = "soil"},
+        {.path = fx("map.gpkg:units"), .composition = fx("comp.csv"), .id_field = "pid"},
+        {.path = fx("map.gpkg:units"), .target_field = "depth"},
+    };
+    for (size_t m = 0; m < NITEMS(maps); m++) {
+        gm_polys_t *p = gm_polys_open(&maps[m], utm_wkt, err);
+        if (!p) fail_msg("gm_polys_open: %s", err);
+        for (uint32_t it = 0; it < 3; it++) {
+            gm_sample_options_t o = {.per_polygon = 40 + 13 * it, .seed = 11 + m, .max_tries = 20};
+            gm_samples_t *a = gm_samples_new(3), *b = gm_samples_new(3);
+            assert_int_equal(gm_samples_append(a, 1, 2, 0, 0, NAN, (const float[3]){1, 2, 3}, err), 0);
+            assert_int_equal(gm_samples_append(b, 1, 2, 0, 0, NAN, (const float[3]){1, 2, 3}, err), 0);
+            gm_sample_report_t rep;
+            if (gm_sample_iteration(p, stack, &o, it, a, &rep, err) != 0) fail_msg("%s", err);
+            uint64_t draws = sample_sequential(p, stack, &o, it, b);
+            assert_int_equal(a->n, b->n);
+            assert_int_equal(rep.points, a->n - 1);
+            assert_int_equal(rep.draws, draws);
+            assert_true(a->n > 100);
+            assert_same_samples(a, 0, b, 0, a->n);
+            for (size_t k = 0; k < a->n; k++)
+                assert_memory_equal(&a->target[k], &b->target[k], sizeof(float));
+            gm_samples_destroy(&a);
+            gm_samples_destroy(&b);
+        }
+        gm_polys_destroy(&p);
+    }
+    gm_stack_destroy(&stack);
+}
+
 /* Density 100 per km², at least 3: areas 0.04, 0.08, 0.02, 0.09, 0.04, 0.000004, 0.01, 0.0036 km² give
  * round(4, 8, 2, 9, 4, 0, 1, 0.36) = 4, 8, 2, 9, 4, 0, 1, 0, raised to at least 3. */
 static void test_sample_density(void **state) {
@@ -1276,6 +1358,7 @@ int main(void) {
         cmocka_unit_test(test_polys_contains_slabs),
         cmocka_unit_test(test_sample_plain),
         cmocka_unit_test(test_sample_deterministic),
+        cmocka_unit_test(test_sample_same_as_sequential),
         cmocka_unit_test(test_sample_density),
         cmocka_unit_test(test_sample_regression),
         cmocka_unit_test(test_sample_composition),
