@@ -1,5 +1,6 @@
 /* gm_polys.h -- the polygon map sampled by DSMART: map units read from any OGR vector layer, each with a
- * class, a class composition or a numeric target, stored as flat rings for a fast point-in-polygon test.
+ * class, a class composition or a numeric target, stored as flat rings, each polygon's edges indexed by
+ * horizontal slabs for a fast point-in-polygon test.
  *
  * A map is opened once, reprojected to the rasters' CRS, and is read-only afterwards: several threads may
  * query one gm_polys_t at the same time. Polygons are numbered 0..count-1 in layer order, after the

@@ -328,21 +328,55 @@ out_free:
 
 /* ---- extraction ---- */
 
+/* A pixel to read, and the row of the caller's table its values go to. */
+typedef struct {
+    uint64_t key; /* Hilbert index of its natural block */
+    size_t row_out;
+    uint32_t col, row;
+} pixel_t;
+
+/* Orders pixels by key, then output row. */
+static int pixel_cmp(const void *a, const void *b) {
+    const pixel_t *u = a, *v = b;
+    if (u->key != v->key) return u->key < v->key ? -1 : 1;
+    return (u->row_out > v->row_out) - (u->row_out < v->row_out);
+}
+
+/* Returns the pixel (col, row) to read into row 'row_out', keyed by its block of 'grid'. */
+static pixel_t pixel_at(const gm_grid_t *grid, uint32_t col, uint32_t row, size_t row_out) {
+    uint32_t bw = grid->block_w ? grid->block_w : 1, bh = grid->block_h ? grid->block_h : 1;
+    return (pixel_t){.key = hilbert_index(col / bw, row / bh), .row_out = row_out, .col = col, .row = row};
+}
+
+/* Reads the 'n' pixels of 'px' (reordered) into their rows of 'values' (nbands floats a row), block after
+ * block along a Hilbert curve, so that GDAL's cache reads each block about once whatever the order of the
+ * points. Returns 0, or -1 with 'err'. */
+static int read_pixels(gm_stack_t *stack, pixel_t *px, size_t n, float *values, char *err) {
+    uint32_t nbands = gm_stack_nbands(stack);
+    qsort(px, n, sizeof *px, pixel_cmp);
+    for (size_t k = 0; k < n; k++)
+        if (gm_stack_read(stack, px[k].col, px[k].row, 1, 1, values + px[k].row_out * nbands, err) < 0) return -1;
+    return 0;
+}
+
 int gm_sample_extract_points(gm_stack_t *stack, const double *x, const double *y, size_t n, float *values,
                              char *err) {
     uint32_t nbands = gm_stack_nbands(stack);
+    const gm_grid_t *grid = gm_stack_grid(stack);
     locator_t loc;
-    int ok = locator_init(&loc, gm_stack_grid(stack)) == 0;
+    int ok = locator_init(&loc, grid) == 0;
+    pixel_t *px = malloc((n ? n : 1) * sizeof *px);
+    if (!px) return gm_err(err, "out of memory for %zu points", n);
+    size_t npx = 0;
     for (size_t k = 0; k < n; k++) {
-        float *row_values = values + k * nbands;
         uint32_t col, row;
-        if (!ok || locate(&loc, x[k], y[k], &col, &row) < 0) {
-            for (uint32_t b = 0; b < nbands; b++) row_values[b] = NAN;
-            continue;
-        }
-        if (gm_stack_read(stack, col, row, 1, 1, row_values, err) < 0) return -1;
+        if (ok && locate(&loc, x[k], y[k], &col, &row) == 0) px[npx++] = pixel_at(grid, col, row, k);
+        else
+            for (uint32_t b = 0; b < nbands; b++) values[k * nbands + b] = NAN;
     }
-    return 0;
+    int rc = read_pixels(stack, px, npx, values, err);
+    free(px);
+    return rc;
 }
 
 int gm_sample_read_observations(const char *path_layer, const char *field, const gm_polys_t *p, const char *dst_wkt,
@@ -358,21 +392,31 @@ int gm_sample_read_observations(const char *path_layer, const char *field, const
     int rc = -1;
     rep->features = pts.features;
     rep->skipped_no_value = pts.skipped_no_value;
+    const gm_grid_t *grid = gm_stack_grid(stack);
     locator_t loc;
-    if (locator_init(&loc, gm_stack_grid(stack)) < 0) {
+    pixel_t *px = NULL;
+    float *values = NULL;
+    if (locator_init(&loc, grid) < 0) {
         gm_err(err, "%s: the rasters' geotransform cannot be inverted", path_layer);
-        goto out_free_points;
+        goto out_free;
     }
-    if (gm_samples_reserve(out, out->n + pts.n, err) < 0) goto out_free_points;
+    px = malloc((pts.n ? pts.n : 1) * sizeof *px);
+    values = malloc((pts.n ? pts.n : 1) * nbands * sizeof *values);
+    if (!px || !values) {
+        gm_err(err, "%s: out of memory for %zu points", path_layer, pts.n);
+        goto out_free;
+    }
+    /* read every point on the grid in block order, then keep them in layer order */
+    size_t npx = 0;
     for (size_t k = 0; k < pts.n; k++) {
-        float *values = out->values + out->n * nbands;
         uint32_t col, row;
-        if (locate(&loc, pts.x[k], pts.y[k], &col, &row) < 0) {
-            rep->dropped++;
-            continue;
-        }
-        if (gm_stack_read(stack, col, row, 1, 1, values, err) < 0) goto out_free_points;
-        if (has_nan(values, nbands)) {
+        values[k * nbands] = NAN; /* off the grid: dropped below */
+        if (locate(&loc, pts.x[k], pts.y[k], &col, &row) == 0) px[npx++] = pixel_at(grid, col, row, k);
+    }
+    if (read_pixels(stack, px, npx, values, err) < 0 || gm_samples_reserve(out, out->n + pts.n, err) < 0)
+        goto out_free;
+    for (size_t k = 0; k < pts.n; k++) {
+        if (has_nan(values + k * nbands, nbands)) {
             rep->dropped++;
             continue;
         }
@@ -382,10 +426,13 @@ int gm_sample_read_observations(const char *path_layer, const char *field, const
         out->polygon[j] = GM_SAMPLE_NO_POLYGON;
         out->code[j] = pts.code[k];
         out->target[j] = pts.target[k];
+        memcpy(out->values + j * nbands, values + k * nbands, nbands * sizeof *values);
         rep->kept++;
     }
     rc = 0;
-out_free_points:
+out_free:
+    free(px);
+    free(values);
     gm_polys_points_free(&pts);
     return rc;
 }
