@@ -1,5 +1,6 @@
 /* main.c -- gridmill-writer: fetches the job, creates the outputs and writes every result into them. */
 #include <cpl_string.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@ static const char usage[] =
     "  --out DIR             output folder (created if missing)\n"
     "  --connect EP          the reader's control endpoint (tcp://127.0.0.1:5555)\n"
     "  --bind EP             result endpoint to bind, PULL from workers (tcp://127.0.0.1:5558)\n"
+    "  --shard J/W           write only the outputs i (in the job's order) with i mod W == J, 0 <= J < W <= 8;\n"
+    "                        every writer takes every result and acks every block (default 0/1: all outputs)\n"
+    "  --acks EP             send acks to EP instead of the job's acks endpoint; repeatable (one per reader)\n"
     "  -of FORMAT            GDAL driver of the outputs (GTiff; COG: tiled GTiff copied to a COG when complete)\n"
     "  -co KEY=VALUE         creation option, repeatable (GTiff default: TILED=YES, tile size of the job)\n"
     "  -q, --quiet           errors only\n"
@@ -27,8 +31,21 @@ static const char usage[] =
     "  --config KEY VALUE    set a GDAL configuration option\n"
     "  --help, --version\n";
 
+/* Parses --shard J/W into 'o'. Returns 0, or -1 with 'err'. */
+static int parse_shard(const char *v, writer_options_t *o, char *err) {
+    char *end;
+    unsigned long j = strtoul(v, &end, 10), w = 0;
+    if (isdigit((unsigned char)v[0]) && *end == '/' && isdigit((unsigned char)end[1])) w = strtoul(end + 1, &end, 10);
+    if (w < 1 || *end || w > GM_WIRE_MAX_WRITERS || j >= w)
+        return gm_err(err, "option --shard: \"%s\" is not J/W with 0 <= J < W <= %d", v, GM_WIRE_MAX_WRITERS);
+    o->shard = (uint32_t)j;
+    o->shards = (uint32_t)w;
+    return 0;
+}
+
 int writer_options_parse(int argc, char **argv, writer_options_t *o, char *err) {
     memset(o, 0, sizeof *o);
+    o->shards = 1;
     o->connect_ep = "tcp://127.0.0.1:5555";
     o->bind_ep = "tcp://127.0.0.1:5558";
     o->format = "GTiff";
@@ -50,7 +67,13 @@ int writer_options_parse(int argc, char **argv, writer_options_t *o, char *err) 
         if (!strcmp(a, "--connect")) o->connect_ep = v;
         else if (!strcmp(a, "--bind")) o->bind_ep = v;
         else if (!strcmp(a, "--out")) o->out_dir = v;
-        else if (!strcmp(a, "-of")) o->format = v;
+        else if (!strcmp(a, "--shard")) {
+            if (parse_shard(v, o, err) < 0) return -1;
+        } else if (!strcmp(a, "--acks")) {
+            if (o->nack_eps == WRITER_MAX_ACK_EPS)
+                return gm_err(err, "option --acks: more than %d endpoints", WRITER_MAX_ACK_EPS);
+            o->ack_eps[o->nack_eps++] = v;
+        } else if (!strcmp(a, "-of")) o->format = v;
         else if (!strcmp(a, "-co")) {
             if (!strchr(v, '=')) return gm_err(err, "option -co: \"%s\" is not KEY=VALUE", v);
             o->create_options = CSLAddString(o->create_options, v);
@@ -66,7 +89,7 @@ void writer_finish(writer_t *wr, int code) {
     wr->exit_code = code;
     gm_sock_destroy(&wr->control, 0);
     gm_sock_destroy(&wr->results, 0);
-    gm_sock_destroy(&wr->acks, code == 0 ? 1000 : 0); /* let the last acks and "done" reach the reader */
+    writer_acks_close(wr, code == 0 ? 1000 : 0); /* let the last acks and "done" reach the readers */
     uv_signal_stop(&wr->sigint);
     uv_signal_stop(&wr->sigterm);
     uv_timer_stop(&wr->stats);
@@ -99,8 +122,8 @@ static void write_stats(writer_t *wr) {
 /* Every 20 ms: writing with GDAL, holding acks the reader cannot take, or waiting for results? */
 static void on_sample(uv_timer_t *t) {
     writer_t *wr = t->data;
-    gm_stats_sample(&wr->stats_time, wr->writing ? GM_STATS_BUSY : wr->nack_queue ? GM_STATS_BLOCKED : GM_STATS_WAIT,
-                    uv_hrtime());
+    gm_stats_state_t state = wr->writing ? GM_STATS_BUSY : writer_acks_blocked(wr) ? GM_STATS_BLOCKED : GM_STATS_WAIT;
+    gm_stats_sample(&wr->stats_time, state, uv_hrtime());
     if (++wr->samples % 25 == 0) write_stats(wr);
 }
 
@@ -179,8 +202,12 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
                 wr->models_saved++;
             }
         }
-        gm_log(GM_LOG_INFO, "job %016llx: saving %u models into %s/models (%u there already)",
-               (unsigned long long)wr->job.id, wr->job.iterations, wr->opt.out_dir, wr->models_saved);
+        if (wr->opt.shard == 0)
+            gm_log(GM_LOG_INFO, "job %016llx: saving %u models into %s/models (%u there already)",
+                   (unsigned long long)wr->job.id, wr->job.iterations, wr->opt.out_dir, wr->models_saved);
+        else
+            gm_log(GM_LOG_INFO, "job %016llx: waiting for %u models (%u there already); writer 0 saves them",
+                   (unsigned long long)wr->job.id, wr->job.iterations, wr->models_saved);
         if (wr->models_saved == wr->job.iterations) uv_timer_start(&wr->retry, on_retry, 100, 0);
         return 0;
     }
@@ -195,8 +222,13 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
     /* an empty ack says "ready": the reader sends no block before it, so none already written is computed */
     gm_header_t ready = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = 0};
     writer_send_ack(wr, &ready, NULL, 0);
-    gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
-           wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
+    if (wr->opt.shards == 1)
+        gm_log(GM_LOG_INFO, "job %016llx: writing %u output%s of %ux%u into %s", (unsigned long long)wr->job.id,
+               wr->job.noutputs, wr->job.noutputs > 1 ? "s" : "", wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
+    else
+        gm_log(GM_LOG_INFO, "job %016llx: shard %u/%u writing %u of %u outputs of %ux%u into %s",
+               (unsigned long long)wr->job.id, wr->opt.shard, wr->opt.shards, wr->outs.n, wr->job.noutputs,
+               wr->job.xsize, wr->job.ysize, wr->opt.out_dir);
     return 0;
 }
 
@@ -314,7 +346,6 @@ int main(int argc, char **argv) {
     zmq_ctx_term(wr.zctx);
     if (wr.exit_code != 0) writer_ledger_keep(&wr); /* partial outputs keep their .part names, for a re-run */
     writer_strips_clear(&wr);
-    for (uint32_t i = 0; i < wr.nack_queue; i++) gm_msg_destroy(&wr.ack_queue[i]);
     gm_msg_destroy(&wr.held);
     free(wr.model_saved);
     gm_job_clear(&wr.job);

@@ -1,4 +1,7 @@
-/* writer.h -- gridmill-writer's parts: options, output datasets, strip assembly and acks. */
+/* writer.h -- gridmill-writer's parts: options, output datasets, strip assembly and acks.
+ *
+ * With --shard J/W the writer is one of W: it takes every result, but creates and writes only the job's
+ * outputs i with i mod W == J; it acks every block all the same, with its shard in each ack and done. */
 #ifndef WRITER_H
 #define WRITER_H
 
@@ -10,6 +13,10 @@
 #include "gm_job.h"
 #include "gm_sock.h"
 #include "gm_stats.h"
+#include "gm_wire.h"
+
+#define WRITER_MAX_ACK_EPS 64      /* most --acks endpoints (one per reader) */
+#define WRITER_ACK_QUEUE 64        /* messages queued per ack endpoint while its reader cannot take them */
 
 /* The writer's options, built from argv. */
 typedef struct {
@@ -19,11 +26,16 @@ typedef struct {
     const char *out_dir;     /* --out */
     const char *format;      /* -of: GDAL driver (GTiff) */
     char **create_options;   /* -co KEY=VALUE, a CSL list */
+    uint32_t shard, shards;  /* --shard J/W: this writer owns the outputs i with i mod W == J (0/1: all) */
+    const char *ack_eps[WRITER_MAX_ACK_EPS]; /* --acks EP, repeatable: used instead of the job's acks endpoint */
+    uint32_t nack_eps;
 } writer_options_t;
 
-/* The output datasets of a job, open under temporary names until complete. */
+/* The output datasets of a job this writer owns, open under temporary names until complete. File k is the
+ * job's output index[k]. */
 typedef struct {
     uint32_t n;
+    uint32_t index[GM_JOB_MAX_OUTPUTS];
     GDALDatasetH ds[GM_JOB_MAX_OUTPUTS];
     char *tmp_path[GM_JOB_MAX_OUTPUTS];
     char *final_path[GM_JOB_MAX_OUTPUTS];
@@ -35,14 +47,23 @@ typedef struct {
 typedef struct {
     uint32_t index, y0, rows;
     uint64_t filled;                  /* pixels received so far */
-    void *buf[GM_JOB_MAX_OUTPUTS];    /* bands x rows x xsize samples per output */
+    void *buf[GM_JOB_MAX_OUTPUTS];    /* bands x rows x xsize samples per job output; NULL for one not owned */
 } strip_t;
+
+/* One endpoint the writer sends acks to, with the messages its reader could not take yet. */
+typedef struct {
+    gm_sock_t *sock;
+    gm_msg_t *queue[WRITER_ACK_QUEUE];
+    uint32_t nqueue;
+} writer_acks_t;
 
 typedef struct {
     writer_options_t opt;
     uv_loop_t *loop;
     void *zctx;
-    gm_sock_t *control, *results, *acks;
+    gm_sock_t *control, *results;
+    writer_acks_t acks[WRITER_MAX_ACK_EPS]; /* the job's acks endpoint, or one per --acks */
+    uint32_t nacks;
     uv_signal_t sigint, sigterm;
     uv_timer_t stats;
     uv_timer_t sampler;      /* samples busy / blocked / waiting; writes --stats */
@@ -53,7 +74,7 @@ typedef struct {
     int have_job;
     int job_requested;                /* a hello is out: results wait for the reply */
     gm_msg_t *held;                   /* a result of a job not yet known, waiting for it */
-    uint8_t *model_saved;             /* train: 1 once iteration i's model is on disk */
+    uint8_t *model_saved;             /* train: 1 once iteration i's model is on disk (shards J > 0: trained) */
     uint32_t models_saved;
     writer_outputs_t outs;
     uint32_t nblocks, nstrips;
@@ -62,8 +83,6 @@ typedef struct {
     uint32_t next_strip;              /* lowest strip not yet written */
     uint32_t acked_block_rows;        /* block rows acked to the reader so far */
     int writing;                      /* a strip or the final close runs in the thread pool */
-    gm_msg_t *ack_queue[64];          /* acks the reader could not take yet */
-    uint32_t nack_queue;
     unsigned delay_ms;
     uint64_t received, duplicates, dropped;
     int finished, exit_code;
@@ -71,11 +90,15 @@ typedef struct {
 
 /* Parses argv into 'opt'. Returns 0, 1 when --help or --version was served, or -1 with 'err'. */
 int writer_options_parse(int argc, char **argv, writer_options_t *opt, char *err);
-/* Creates every output of the job in the output folder under temporary names. Returns 0, or -1 with 'err'. */
+/* Returns 1 when this writer's shard owns the job's output 'i', else 0. */
+int writer_owns_output(const writer_options_t *opt, uint32_t i);
+/* Creates every output of the job this writer owns in the output folder under temporary names (none when it
+ * owns none). Returns 0, or -1 with 'err'. */
 int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err);
-/* Writes strip 's' of every output and flushes it. Returns 0, or -1 with 'err'. Runs off the loop. */
+/* Writes strip 's' of every output this writer owns and flushes it. Returns 0, or -1 with 'err'. Runs off the loop. */
 int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err);
-/* Closes every output and renames it to its final name. Returns 0, or -1 with 'err'. Runs off the loop. */
+/* Closes every output this writer owns and renames it to its final name. Returns 0, or -1 with 'err'. Runs off
+ * the loop. */
 int writer_outputs_finish(writer_outputs_t *outs, char *err);
 /* Closes and deletes whatever is still open under a temporary name (an interrupted run). */
 void writer_outputs_abandon(writer_outputs_t *outs);
@@ -88,14 +111,21 @@ void writer_strips_clear(writer_t *wr);
 /* Takes one trained model of the current training job: saves it under the output folder and tells the
  * reader, with its bytes. */
 void writer_models_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
-/* Queues a message to the reader's ack endpoint: header 'h' and an optional owned payload. */
+/* Queues a message to every ack endpoint: header 'h' (an ack or done carries this writer's shard) and an
+ * optional owned payload, shared by the copies. */
 void writer_send_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len);
-/* Connects the ack socket to the endpoint the job names (once). Returns 0, or -1 with 'err'. */
+/* Connects one ack socket to each --acks endpoint, or to the endpoint the job names (once). Returns 0, or -1
+ * with 'err'. */
 int writer_acks_connect(writer_t *wr, char *err);
+/* Returns 1 while some ack endpoint holds messages its reader could not take yet, else 0. */
+int writer_acks_blocked(const writer_t *wr);
+/* Closes every ack socket, letting queued messages reach the readers for up to 'linger_ms'. */
+void writer_acks_close(writer_t *wr, int linger_ms);
 /* Asks the reader for the current job. */
 void writer_request_job(writer_t *wr);
 /* After strip 'strips' - 1 is written: closes and reopens every output so the files are whole on disk, then
- * records in DIR/.gridmill-ledger that 'strips' strips of this job are written. Returns 0, or -1 with 'err'. */
+ * records in the ledger (DIR/.gridmill-ledger, or DIR/.gridmill-ledger-J-of-W for shard J of W) that 'strips'
+ * strips of this job are written. Returns 0, or -1 with 'err'. */
 int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err);
 /* Before the outputs are created: if the ledger names this job, moves the earlier run's partial outputs aside
  * (NAME.tif.part.old) and returns how many strips they hold; else 0. */

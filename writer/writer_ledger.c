@@ -1,5 +1,6 @@
 /* writer_ledger.c -- what the writer has durably written: after every strip the outputs are closed and
- * reopened (so the files on disk are whole) and DIR/.gridmill-ledger names the job and the strips written.
+ * reopened (so the files on disk are whole) and DIR/.gridmill-ledger (DIR/.gridmill-ledger-J-of-W for writer
+ * shard J of W) names the job and the strips written.
  * A re-run of the same job rebuilds the outputs from those strips with the very same sequence of writes,
  * so a resumed output is the same bytes as an uninterrupted one, and only the rest is computed again. */
 #include <cpl_string.h>
@@ -13,9 +14,10 @@
 #include "gm_log.h"
 #include "writer.h"
 
-/* Writes the ledger path into 'path'. */
+/* Writes the ledger path into 'path': one ledger per writer shard, so each resumes from its own. */
 static void ledger_path(const writer_t *wr, char *path, size_t cap) {
-    snprintf(path, cap, "%s/.gridmill-ledger", wr->opt.out_dir);
+    if (wr->opt.shards == 1) snprintf(path, cap, "%s/.gridmill-ledger", wr->opt.out_dir);
+    else snprintf(path, cap, "%s/.gridmill-ledger-%u-of-%u", wr->opt.out_dir, wr->opt.shard, wr->opt.shards);
 }
 
 /* Closes output 'i' and opens it again for update. Returns 0, or -1 with 'err'. */
@@ -70,6 +72,7 @@ uint32_t writer_ledger_stash(writer_t *wr) {
     if (k == 0) return 0;
     gm_gdal_init();
     for (uint32_t i = 0; i < wr->job.noutputs; i++) {
+        if (!writer_owns_output(&wr->opt, i)) continue;
         part_path(wr, &wr->job.outputs[i], "", from, sizeof from);
         part_path(wr, &wr->job.outputs[i], ".old", to, sizeof to);
         if (rename(from, to) != 0) {
@@ -85,9 +88,9 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
     *resumed = 0;
     if (k == 0) return 0;
     /* the old outputs must all be there, whole up to strip k */
-    uint32_t n = wr->outs.n;
-    GDALDatasetH *old = calloc(n, sizeof *old);
-    char (*oldpath)[4300] = calloc(n, sizeof *oldpath);
+    uint32_t n = wr->outs.n; /* 0 for a writer that owns no output: it only commits the strips again */
+    GDALDatasetH *old = calloc(n ? n : 1, sizeof *old);
+    char (*oldpath)[4300] = calloc(n ? n : 1, sizeof *oldpath);
     int rc = -1;
     strip_t *sp = calloc(1, sizeof *sp); /* large: one buffer pointer per possible output */
     if (!old || !oldpath || !sp) {
@@ -97,7 +100,8 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
         return gm_err(err, "out of memory");
     }
     strip_t *s = sp;
-    for (uint32_t i = 0; i < n; i++) part_path(wr, &job->outputs[i], ".old", oldpath[i], sizeof oldpath[i]);
+    for (uint32_t i = 0; i < n; i++)
+        part_path(wr, &job->outputs[wr->outs.index[i]], ".old", oldpath[i], sizeof oldpath[i]);
     if (k > wr->nstrips) {
         rc = 0;
         goto out;
@@ -105,7 +109,7 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
     for (uint32_t i = 0; i < wr->outs.n; i++) {
         old[i] = GDALOpenEx(oldpath[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
         if (!old[i] || GDALGetRasterXSize(old[i]) != (int)job->xsize || GDALGetRasterYSize(old[i]) != (int)job->ysize ||
-            GDALGetRasterCount(old[i]) != (int)job->outputs[i].bands) {
+            GDALGetRasterCount(old[i]) != (int)job->outputs[wr->outs.index[i]].bands) {
             gm_log(GM_LOG_WARN, "%s: not a usable partial output; starting the outputs again", oldpath[i]);
             rc = 0;
             goto out;
@@ -117,13 +121,14 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
         s->y0 = st * job->tile;
         s->rows = job->ysize - s->y0 < job->tile ? job->ysize - s->y0 : job->tile;
         for (uint32_t i = 0; i < wr->outs.n; i++) {
-            const gm_output_t *o = &job->outputs[i];
-            void *buf = realloc(s->buf[i], gm_job_output_bytes(o, job->xsize, s->rows));
+            uint32_t oi = wr->outs.index[i];
+            const gm_output_t *o = &job->outputs[oi];
+            void *buf = realloc(s->buf[oi], gm_job_output_bytes(o, job->xsize, s->rows));
             if (!buf) {
                 gm_err(err, "out of memory resuming strip %u", st);
                 goto out;
             }
-            s->buf[i] = buf;
+            s->buf[oi] = buf;
             GDALDataType t = GDALGetRasterDataType(GDALGetRasterBand(old[i], 1));
             if (GDALDatasetRasterIO(old[i], GF_Read, 0, (int)s->y0, (int)job->xsize, (int)s->rows, buf, (int)job->xsize,
                                     (int)s->rows, t, (int)o->bands, NULL, 0, 0, 0) != CE_None) {
@@ -139,7 +144,7 @@ out:
     for (uint32_t i = 0; i < n; i++) {
         if (old[i]) GDALClose(old[i]);
         unlink(oldpath[i]);
-        free(s->buf[i]);
+        free(s->buf[wr->outs.index[i]]);
     }
     free(s);
     free(old);

@@ -1,4 +1,7 @@
-/* writer_models.c -- save each trained model under DIR/models and hand its bytes back to the reader. */
+/* writer_models.c -- save each trained model under DIR/models and hand its bytes back to the reader.
+ *
+ * Only writer 0 saves models and sends "saved"; other shards (which get every message too) only note which
+ * iterations are trained, so that they, like writer 0, ask for the next job once every model exists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,6 +57,12 @@ void writer_models_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     }
     if (wr->model_saved[h->iteration]) {
         wr->duplicates++;
+        return;
+    }
+    if (wr->opt.shard > 0) {
+        gm_log(GM_LOG_DEBUG, "model of iteration %u not saved: writer 0 saves the models", h->iteration + 1);
+        wr->model_saved[h->iteration] = 1;
+        if (++wr->models_saved == job->iterations) writer_request_job(wr);
         return;
     }
     snprintf(dir, sizeof dir, "%s/models", wr->opt.out_dir);

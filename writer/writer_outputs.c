@@ -95,6 +95,8 @@ static char **creation_options(const writer_options_t *opt, const gm_job_t *job,
     return co;
 }
 
+int writer_owns_output(const writer_options_t *opt, uint32_t i) { return i % opt->shards == opt->shard; }
+
 int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err) {
     gm_gdal_init();
     memset(outs, 0, sizeof *outs);
@@ -116,22 +118,24 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
     }
     char **co = creation_options(&gtiff_opt, job, gtiff);
     for (uint32_t i = 0; i < job->noutputs; i++) {
+        if (!writer_owns_output(opt, i)) continue;
         const gm_output_t *o = &job->outputs[i];
+        uint32_t k = outs->n++;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
-        outs->final_path[i] = strdup(path);
-        snprintf(path, sizeof path, "%s.part", outs->final_path[i]);
-        outs->tmp_path[i] = strdup(path);
-        outs->n = i + 1;
+        outs->index[k] = i;
+        outs->final_path[k] = strdup(path);
+        snprintf(path, sizeof path, "%s.part", outs->final_path[k]);
+        outs->tmp_path[k] = strdup(path);
         CPLErrorReset();
-        GDALDatasetH ds = GDALCreate(drv, outs->tmp_path[i], (int)job->xsize, (int)job->ysize, (int)o->bands,
+        GDALDatasetH ds = GDALCreate(drv, outs->tmp_path[k], (int)job->xsize, (int)job->ysize, (int)o->bands,
                                      gdal_type(o->dtype), co);
         if (!ds) {
-            gm_err(err, "%s: cannot create: %s", outs->tmp_path[i], gm_gdal_last_error());
+            gm_err(err, "%s: cannot create: %s", outs->tmp_path[k], gm_gdal_last_error());
             CSLDestroy(co);
             return -1;
         }
-        outs->ds[i] = ds;
+        outs->ds[k] = ds;
         GDALSetGeoTransform(ds, (double *)job->gt);
         if (job->crs && *job->crs) GDALSetProjection(ds, job->crs);
         for (uint32_t b = 1; b <= o->bands; b++) {
@@ -149,11 +153,12 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
 int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err) {
     char why[GM_ERR_LEN];
     for (uint32_t i = 0; i < outs->n; i++) {
-        const gm_output_t *o = &job->outputs[i];
+        const gm_output_t *o = &job->outputs[outs->index[i]];
         CPLErrorReset();
         errno = 0;
-        CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, 0, (int)s->y0, (int)job->xsize, (int)s->rows, s->buf[i],
-                                       (int)job->xsize, (int)s->rows, gdal_type(o->dtype), (int)o->bands, NULL, 0, 0, 0);
+        CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, 0, (int)s->y0, (int)job->xsize, (int)s->rows,
+                                       s->buf[outs->index[i]], (int)job->xsize, (int)s->rows, gdal_type(o->dtype),
+                                       (int)o->bands, NULL, 0, 0, 0);
         if (e == CE_None) GDALFlushCache(outs->ds[i]);
         int saved_errno = errno;
         if (e != CE_None || CPLGetLastErrorType() >= CE_Failure)

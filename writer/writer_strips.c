@@ -1,4 +1,7 @@
-/* writer_strips.c -- take results, assemble them into full-width output strips, write strips in order, ack. */
+/* writer_strips.c -- take results, assemble this writer's outputs into full-width strips, write them in order, ack.
+ *
+ * A writer that owns no output (a shard beyond the job's outputs) assembles empty strips: it still counts
+ * every block, keeps its ledger and acks each strip in order, so the readers hear from every writer. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +38,7 @@ static strip_t *get_strip(writer_t *wr, uint32_t index) {
     s->y0 = index * wr->job.tile;
     s->rows = wr->job.ysize - s->y0 < wr->job.tile ? wr->job.ysize - s->y0 : wr->job.tile;
     for (uint32_t i = 0; i < wr->job.noutputs; i++) {
+        if (!writer_owns_output(&wr->opt, i)) continue;
         s->buf[i] = malloc(gm_job_output_bytes(&wr->job.outputs[i], wr->job.xsize, s->rows));
         if (!s->buf[i]) {
             free_strip(wr, &s);
@@ -43,44 +47,6 @@ static strip_t *get_strip(writer_t *wr, uint32_t index) {
     }
     wr->strips[index] = s;
     return s;
-}
-
-/* Sends queued acks until the socket would block. */
-static void flush_acks(writer_t *wr) {
-    char err[GM_ERR_LEN];
-    while (wr->nack_queue > 0 && wr->acks) {
-        int rc = gm_sock_send(wr->acks, &wr->ack_queue[0], err);
-        if (rc == 1) {
-            gm_sock_want_writable(wr->acks, 1);
-            return;
-        }
-        if (rc < 0) gm_log(GM_LOG_WARN, "%s", err);
-        gm_msg_destroy(&wr->ack_queue[0]);
-        memmove(wr->ack_queue, wr->ack_queue + 1, (wr->nack_queue - 1) * sizeof wr->ack_queue[0]);
-        wr->nack_queue--;
-    }
-    if (wr->acks) gm_sock_want_writable(wr->acks, 0);
-}
-
-static void on_acks_writable(gm_sock_t *sock, void *arg) {
-    (void)sock;
-    flush_acks(arg);
-}
-
-/* Queues a message for the reader's ack endpoint (header 'h' plus an optional payload). */
-void writer_send_ack(writer_t *wr, gm_header_t *h, void *payload, size_t len) {
-    void *buf;
-    size_t blen;
-    gm_msg_t *msg = gm_msg_new();
-    if (!msg || gm_wire_encode(h, &buf, &blen, NULL) < 0 || gm_msg_add_owned(msg, buf, blen) < 0 ||
-        (payload && gm_msg_add_owned(msg, payload, len) < 0) || wr->nack_queue == 64) {
-        gm_log(GM_LOG_WARN, "acks: cannot queue an ack; the reader will see those blocks late");
-        if (!msg) free(payload);
-        gm_msg_destroy(&msg);
-        return;
-    }
-    wr->ack_queue[wr->nack_queue++] = msg;
-    flush_acks(wr);
 }
 
 /* Acks every block row whose last strip has been written. */
@@ -186,7 +152,8 @@ static int check_result(writer_t *wr, gm_msg_t *msg, const gm_header_t *h, char 
     return 0;
 }
 
-/* Copies a checked result into the strips its rows fall in. Returns 0, or -1 when out of memory. */
+/* Copies the outputs this writer owns of a checked result into the strips its rows fall in. Returns 0, or -1
+ * when out of memory. */
 static int place_result(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     const gm_job_t *job = &wr->job;
     for (uint32_t r = 0; r < h->h; r++) {
@@ -196,6 +163,7 @@ static int place_result(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
         if (!s) return -1;
         uint32_t yy = y - s->y0;
         for (uint32_t i = 0; i < job->noutputs; i++) {
+            if (!s->buf[i]) continue; /* another writer's output */
             const gm_output_t *o = &job->outputs[i];
             size_t ds = gm_dtype_size(o->dtype);
             const unsigned char *src = gm_msg_data(msg, i + 1);
@@ -254,18 +222,11 @@ int writer_strips_start(writer_t *wr, char *err) {
     if (!wr->seen || !wr->strips) return gm_err(err, "out of memory for %u blocks", wr->nblocks);
     /* Keep the strips of the in-flight window in GDAL's cache without evicting: 3 strips, 64 MiB at least. */
     size_t strip_bytes = 0;
-    for (uint32_t i = 0; i < job->noutputs; i++) strip_bytes += gm_job_output_bytes(&job->outputs[i], job->xsize, job->tile);
+    for (uint32_t i = 0; i < job->noutputs; i++)
+        if (writer_owns_output(&wr->opt, i))
+            strip_bytes += gm_job_output_bytes(&job->outputs[i], job->xsize, job->tile);
     GDALSetCacheMax64((GIntBig)(3 * strip_bytes > (64u << 20) ? 3 * strip_bytes : (64u << 20)));
     return 0;
-}
-
-int writer_acks_connect(writer_t *wr, char *err) {
-    char acks_ep[GM_JOB_EP_LEN];
-    if (wr->acks) return 0;
-    gm_sock_rehost(wr->job.acks_ep, wr->opt.connect_ep, acks_ep, sizeof acks_ep);
-    wr->acks = gm_sock_new(wr->loop, wr->zctx, ZMQ_PUSH, "acks", err);
-    if (!wr->acks || gm_sock_connect(wr->acks, acks_ep, err) < 0) return -1;
-    return gm_sock_start(wr->acks, NULL, on_acks_writable, wr, err);
 }
 
 void writer_strips_resume_to(writer_t *wr, uint32_t k) {
