@@ -1343,6 +1343,99 @@ static void test_write_csv(void **state) {
     gm_polys_destroy(&p);
 }
 
+/* Returns the whole of file 'path' (caller frees) and its length in 'len'. */
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Writes 's' as gm_sample.h documents the table, with fprintf: the oracle for gm_samples_write_csv. */
+static void write_csv_printf(const gm_samples_t *s, const gm_polys_t *p, uint32_t iteration, const char *path) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    int regression = gm_polys_is_regression(p);
+    fputs(regression ? "iteration,polygon,x,y,target" : "iteration,polygon,x,y,class,code", f);
+    for (uint32_t b = 0; b < s->nbands; b++) fprintf(f, ",b%u", b + 1);
+    fputc('\n', f);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->polygon[i] == GM_SAMPLE_NO_POLYGON) fprintf(f, "%u,-1,", iteration);
+        else fprintf(f, "%u,%" PRId64 ",", iteration, gm_polys_fid(p, s->polygon[i]));
+        fprintf(f, "%.17g,%.17g,", s->x[i], s->y[i]);
+        if (regression) {
+            if (!isnan(s->target[i])) fprintf(f, "%.9g", (double)s->target[i]);
+        } else {
+            gm_polys_put_csv_field(f, gm_polys_class_name(p, s->code[i]));
+            fprintf(f, ",%u", s->code[i]);
+        }
+        for (uint32_t b = 0; b < s->nbands; b++) {
+            float v = s->values[i * s->nbands + b];
+            if (isnan(v)) fputc(',', f);
+            else fprintf(f, ",%.9g", (double)v);
+        }
+        fputc('\n', f);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+/* gm_samples_write_csv writes the bytes fprintf writes for the documented formats, for class and regression
+ * maps, over 3000 rows of coordinates of every magnitude (projected, geographic, tiny, huge, negative zero)
+ * and float32 values and targets of every kind (ties, NaN, infinities, subnormals, FLT_MAX), observations
+ * included. */
+static void test_write_csv_as_printf(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_polys_t *maps[2] = {open_plain("soil"), NULL};
+    gm_polys_options_t po = {.path = fx("map.gpkg:units"), .target_field = "depth"};
+    maps[1] = gm_polys_open(&po, utm_wkt, err);
+    assert_non_null(maps[1]);
+    const float odd[] = {0.0f, -0.0f, INFINITY, -INFINITY, 1e-45f, 1.17549435e-38f, 3.40282347e38f, 1234567.125f,
+                         0.5f, 16777216, 100000, 1e-5f, 9.99999975e-5f, -9999};
+    gm_rng_t r;
+    gm_rng_seed(&r, 12, 34, 56);
+    for (int m = 0; m < 2; m++) {
+        gm_samples_t *s = gm_samples_new(4);
+        for (int i = 0; i < 3000; i++) {
+            double scale = ldexp(1, (int)gm_rng_below(&r, 120) - 60);
+            double x = i % 3 == 0 ? 5e5 + 4e4 * gm_rng_uniform(&r) : scale * (gm_rng_uniform(&r) - 0.5);
+            double y = i % 3 == 0 ? 4.2e6 - 4e4 * gm_rng_uniform(&r) : i % 3 == 1 ? -0.0 : -90 + 180 * gm_rng_uniform(&r);
+            float v[4];
+            for (int b = 0; b < 4; b++) {
+                uint32_t pick = gm_rng_below(&r, 10);
+                v[b] = pick == 0 ? NAN : pick == 1 ? odd[gm_rng_below(&r, NITEMS(odd))]
+                                                   : (float)(scale * (gm_rng_uniform(&r) - 0.3));
+            }
+            uint32_t poly = gm_rng_below(&r, 9), code = gm_polys_code(maps[m], poly % 8);
+            float target = gm_rng_below(&r, 5) ? v[3] : NAN;
+            assert_int_equal(gm_samples_append(s, x, y, poly < 8 ? poly : GM_SAMPLE_NO_POLYGON,
+                                               m ? GM_POLYS_NO_CLASS : code, target, v, err), 0);
+        }
+        assert_int_equal(gm_samples_write_csv(s, maps[m], 12, NULL, fx("fast.csv"), err), 0);
+        write_csv_printf(s, maps[m], 12, fx("printf.csv"));
+        size_t na, nb;
+        char *a = read_file(fx("fast.csv"), &na), *b = read_file(fx("printf.csv"), &nb);
+        if (na != nb || memcmp(a, b, na) != 0) {
+            size_t k = 0;
+            while (k < na && k < nb && a[k] == b[k]) k++;
+            fail_msg("map %d: the tables differ at byte %zu: '%.40s' vs printf's '%.40s'", m, k, a + k, b + k);
+        }
+        free(a);
+        free(b);
+        gm_samples_destroy(&s);
+    }
+    gm_polys_destroy(&maps[0]);
+    gm_polys_destroy(&maps[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_known_answer),
@@ -1367,6 +1460,7 @@ int main(void) {
         cmocka_unit_test(test_extract_gdallocationinfo),
         cmocka_unit_test(test_observations),
         cmocka_unit_test(test_write_csv),
+        cmocka_unit_test(test_write_csv_as_printf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
