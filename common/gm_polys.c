@@ -21,9 +21,10 @@
 
 typedef enum { MODE_CLASS = 1, MODE_TARGET, MODE_COMPOSITION } map_mode_t;
 
-/* One edge of a ring as the crossing test takes it: vertex i and the vertex before it, j. */
+/* One edge of a ring as the crossing test takes it: vertex i and the vertex before it, j (indices into the
+ * map's vertices). */
 typedef struct {
-    double xi, yi, xj, yj;
+    uint32_t i, j;
 } edge_t;
 
 /* One polygon: its rings are ring_off[ring0 .. ring0+nrings] in the map's flat arrays. */
@@ -53,7 +54,7 @@ struct gm_polys {
     size_t nverts, xy_cap;
     size_t *slab_off; /* slab k holds edges[slab_off[k] .. slab_off[k+1]-1]; one more entry than slabs */
     size_t nslabs;
-    edge_t *edges;    /* the edges that meet each slab, slab after slab */
+    edge_t *edges;    /* the edges that meet each slab, slab after slab (vertex indices fit 32 bits) */
     size_t nedges;
     char **classes;
     uint32_t nclass;
@@ -581,22 +582,24 @@ static void edge_iter_init(edge_iter_t *it, const gm_polys_t *self, const poly_t
 /* Stores the next edge in 'e' (vertex k and the one before it, the last for the first). Returns 1, or 0 when
  * every edge was seen. */
 static int edge_iter_next(edge_iter_t *it, edge_t *e) {
+    const double *xy = it->self->xy;
     for (; it->ring < it->ring_end; it->ring++, it->k = 0) {
-        const double *v = it->self->xy + 2 * it->self->ring_off[it->ring];
-        size_t n = it->self->ring_off[it->ring + 1] - it->self->ring_off[it->ring];
+        size_t first = it->self->ring_off[it->ring], n = it->self->ring_off[it->ring + 1] - first;
         while (it->k < n) {
             size_t k = it->k++, j = k ? k - 1 : n - 1;
-            *e = (edge_t){v[2 * k], v[2 * k + 1], v[2 * j], v[2 * j + 1]};
-            if (!isnan(e->yi) && !isnan(e->yj) && e->yi != e->yj) return 1;
+            *e = (edge_t){(uint32_t)(first + k), (uint32_t)(first + j)};
+            double yi = xy[2 * e->i + 1], yj = xy[2 * e->j + 1];
+            if (!isnan(yi) && !isnan(yj) && yi != yj) return 1;
         }
     }
     return 0;
 }
 
-/* Stores the first and last slab of polygon 'p' that edge 'e' meets. */
-static void edge_slabs(const poly_t *p, const edge_t *e, uint32_t *first, uint32_t *last) {
-    *first = slab_of(p, e->yi < e->yj ? e->yi : e->yj);
-    *last = slab_of(p, e->yi < e->yj ? e->yj : e->yi);
+/* Stores the first and last slab of polygon 'p' that edge 'e' of 'self' meets. */
+static void edge_slabs(const gm_polys_t *self, const poly_t *p, const edge_t *e, uint32_t *first, uint32_t *last) {
+    double yi = self->xy[2 * e->i + 1], yj = self->xy[2 * e->j + 1];
+    *first = slab_of(p, yi < yj ? yi : yj);
+    *last = slab_of(p, yi < yj ? yj : yi);
 }
 
 /* Cuts polygon 'p' into 'nslabs' slabs (one when its height is zero or not finite). */
@@ -617,7 +620,7 @@ static size_t slab_entries(const gm_polys_t *self, const poly_t *p) {
     edge_t e;
     uint32_t first, last;
     for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
-        edge_slabs(p, &e, &first, &last);
+        edge_slabs(self, p, &e, &first, &last);
         n += last - first + 1;
     }
     return n;
@@ -627,8 +630,9 @@ static size_t slab_entries(const gm_polys_t *self, const poly_t *p) {
  * (about one per 4 edges, fewer when long edges would be copied into too many) and each slab lists the
  * edges whose y range meets it. A point at height y can only be crossed by the edges of y's slab, since an
  * edge it crosses has min(yi, yj) <= y < max(yi, yj) and slab_of is non-decreasing. Returns 0, or -1 when out
- * of memory. */
+ * of memory or the map has more vertices than 32-bit indices reach. */
 static int build_slabs(gm_polys_t *self) {
+    if (self->nverts > UINT32_MAX) return -1;
     size_t total_slabs = 0, total_edges = 0;
     edge_iter_t it;
     edge_t e;
@@ -661,7 +665,7 @@ static int build_slabs(gm_polys_t *self) {
     for (uint32_t i = 0; i < self->npolys; i++) {
         const poly_t *p = &self->polys[i];
         for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
-            edge_slabs(p, &e, &first, &last);
+            edge_slabs(self, p, &e, &first, &last);
             for (uint32_t k = first; k <= last; k++) self->slab_off[p->slab0 + k + 1]++;
         }
     }
@@ -670,7 +674,7 @@ static int build_slabs(gm_polys_t *self) {
     for (uint32_t i = 0; i < self->npolys; i++) {
         const poly_t *p = &self->polys[i];
         for (edge_iter_init(&it, self, p); edge_iter_next(&it, &e);) {
-            edge_slabs(p, &e, &first, &last);
+            edge_slabs(self, p, &e, &first, &last);
             for (uint32_t k = first; k <= last; k++) self->edges[fill[p->slab0 + k]++] = e;
         }
     }
@@ -870,7 +874,8 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
     }
     if (self->mode == MODE_CLASS && set_plain_codes(&op, err) < 0) goto out_close_vector;
     if (build_slabs(self) < 0) {
-        gm_err(err, "%s: out of memory indexing %zu polygon vertices", op.vec.file, self->nverts);
+        gm_err(err, "%s: cannot index %zu polygon vertices (out of memory, or more than %u)", op.vec.file,
+               self->nverts, UINT32_MAX);
         goto out_close_vector;
     }
     close_vector(&op.vec);
@@ -960,8 +965,11 @@ int gm_polys_contains(const gm_polys_t *self, uint32_t i, double x, double y) {
     size_t slab = p->slab0 + slab_of(p, y);
     const edge_t *e = self->edges + self->slab_off[slab], *end = self->edges + self->slab_off[slab + 1];
     int inside = 0;
-    for (; e < end; e++)
-        if ((e->yi > y) != (e->yj > y) && x < (e->xj - e->xi) * (y - e->yi) / (e->yj - e->yi) + e->xi) inside = !inside;
+    for (; e < end; e++) {
+        const double *vi = self->xy + 2 * e->i, *vj = self->xy + 2 * e->j;
+        double xi = vi[0], yi = vi[1], xj = vj[0], yj = vj[1];
+        if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
+    }
     return inside;
 }
 

@@ -835,7 +835,8 @@ static void test_polys_contains_slabs(void **state) {
                         check_contains(p, i, g, nextafter(x, INFINITY), nextafter(y, -INFINITY));
                         check_contains(p, i, g, x, e.MinY + (e.MaxY - e.MinY) * gm_rng_uniform(&rng));
                         check_contains(p, i, g, e.MinX + (e.MaxX - e.MinX) * gm_rng_uniform(&rng), y);
-                        check_contains(p, i, g, e.MinX + (e.MaxX - e.MinX) * gm_rng_uniform(&rng), nextafter(y, INFINITY));
+                        check_contains(p, i, g, e.MinX + (e.MaxX - e.MinX) * gm_rng_uniform(&rng),
+                                       nextafter(y, INFINITY));
                     }
                     vertices += (size_t)n;
                 }
@@ -1022,7 +1023,8 @@ static uint64_t sample_sequential(const gm_polys_t *p, gm_stack_t *stack, const 
                 for (uint32_t b = 0; b < nb; b++) found &= !isnan(v[b]);
             }
             if (!found) continue;
-            uint32_t code = gm_polys_is_composition(p) ? gm_polys_draw_class(p, i, gm_rng_uniform(&rng)) : gm_polys_code(p, i);
+            uint32_t code = gm_polys_is_composition(p) ? gm_polys_draw_class(p, i, gm_rng_uniform(&rng))
+                                                       : gm_polys_code(p, i);
             assert_int_equal(gm_samples_append(out, x, y, i, code, (float)gm_polys_target(p, i), v, err), 0);
         }
     }
@@ -1407,7 +1409,9 @@ static void test_write_csv_as_printf(void **state) {
         for (int i = 0; i < 3000; i++) {
             double scale = ldexp(1, (int)gm_rng_below(&r, 120) - 60);
             double x = i % 3 == 0 ? 5e5 + 4e4 * gm_rng_uniform(&r) : scale * (gm_rng_uniform(&r) - 0.5);
-            double y = i % 3 == 0 ? 4.2e6 - 4e4 * gm_rng_uniform(&r) : i % 3 == 1 ? -0.0 : -90 + 180 * gm_rng_uniform(&r);
+            double y = i % 3 == 0   ? 4.2e6 - 4e4 * gm_rng_uniform(&r)
+                       : i % 3 == 1 ? -0.0
+                                    : -90 + 180 * gm_rng_uniform(&r);
             float v[4];
             for (int b = 0; b < 4; b++) {
                 uint32_t pick = gm_rng_below(&r, 10);
