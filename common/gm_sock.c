@@ -81,12 +81,17 @@ gm_sock_t *gm_sock_new(uv_loop_t *loop, void *zctx, int type, const char *name, 
     }
     int linger = 0;
     zmq_setsockopt(self->zsock, ZMQ_LINGER, &linger, sizeof linger);
-    /* ZMTP heartbeats: a peer whose host vanished (no FIN, no RST) is dropped after a few seconds, so a PUSH
-     * stops queueing messages to it and they go to the peers that are left. */
-    int hb_ivl = GM_SOCK_HEARTBEAT_MS, hb_timeout = 3 * GM_SOCK_HEARTBEAT_MS;
-    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
-    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
-    zmq_setsockopt(self->zsock, ZMQ_HEARTBEAT_TTL, &hb_timeout, sizeof hb_timeout);
+    /* TCP keepalive: an idle connection to a host that vanished (no FIN, no RST) is closed by the kernel within
+     * about GM_SOCK_DEAD_PEER_MS. Neither ZMTP heartbeats nor TCP_USER_TIMEOUT are used: both also drop a live
+     * peer that merely stopped reading for a while (backpressure), losing what was in flight (libzmq issue
+     * 3937; Linux aborts a zero window held past the user timeout). A connection with data in flight to a dead
+     * host stays until TCP gives up, but its queue fills and PUSH sends to the other peers: the reader re-issues
+     * once more after a worker is lost (reader_control.c). */
+    int on = 1, idle = GM_SOCK_DEAD_PEER_MS / 3000 > 0 ? GM_SOCK_DEAD_PEER_MS / 3000 : 1, cnt = 2;
+    zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE, &on, sizeof on);
+    zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle);
+    zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE_INTVL, &idle, sizeof idle);
+    zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt);
     int fd;
     size_t fdlen = sizeof fd;
     if (zmq_getsockopt(self->zsock, ZMQ_FD, &fd, &fdlen) != 0 || uv_poll_init(loop, &self->poll, fd) != 0) {

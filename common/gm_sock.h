@@ -19,8 +19,8 @@
 
 typedef struct gm_sock gm_sock_t;
 
-/* ZMTP heartbeat interval on every socket; a peer silent for three of them is disconnected. */
-#define GM_SOCK_HEARTBEAT_MS 1000
+/* A tcp peer whose host answers nothing for about this long is disconnected (TCP keepalive and user timeout). */
+#define GM_SOCK_DEAD_PEER_MS 6000
 
 /* Called with each received message; the callback owns 'msg'. */
 typedef void (*gm_sock_recv_cb)(gm_sock_t *sock, gm_msg_t *msg, void *arg);

@@ -108,6 +108,7 @@ typedef struct {
     peer_t *peers;
     uint32_t npeers;
     uv_timer_t liveness;
+    uint64_t reissue_again_at;     /* uv_now() at which to re-issue once more after a worker was lost (0: no) */
     uv_timer_t sampler;            /* samples busy / blocked / waiting; writes --stats */
     gm_stats_t stats_time;
     unsigned samples;

@@ -99,6 +99,12 @@ static void on_liveness(uv_timer_t *t) {
         gm_log(GM_LOG_WARN, "%u worker%s silent for %d s: taken for lost", lost, lost > 1 ? "s" : "",
                READER_PEER_TIMEOUT_MS / 1000);
         reader_feed_reissue(r, "worker lost");
+        /* Some of those may have gone to the lost worker's connection again, if its host vanished without a
+         * word: the kernel closes that connection within GM_SOCK_DEAD_PEER_MS, and then we send once more. */
+        r->reissue_again_at = now + GM_SOCK_DEAD_PEER_MS + 1000;
+    } else if (r->reissue_again_at && now >= r->reissue_again_at) {
+        r->reissue_again_at = 0;
+        reader_feed_reissue(r, "worker lost, its connection now closed");
     } else if (r->opt.stall_ms && now - r->last_progress > r->opt.stall_ms) {
         reader_feed_reissue(r, "no progress reported");
     }
