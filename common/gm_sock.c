@@ -85,8 +85,8 @@ gm_sock_t *gm_sock_new(uv_loop_t *loop, void *zctx, int type, const char *name, 
      * about GM_SOCK_DEAD_PEER_MS. Neither ZMTP heartbeats nor TCP_USER_TIMEOUT are used: both also drop a live
      * peer that merely stopped reading for a while (backpressure), losing what was in flight (libzmq issue
      * 3937; Linux aborts a zero window held past the user timeout). A connection with data in flight to a dead
-     * host stays until TCP gives up, but its queue fills and PUSH sends to the other peers: the reader re-issues
-     * once more after a worker is lost (reader_control.c). */
+     * host stays until TCP gives up (many minutes), unless the socket sets gm_sock_set_dead_peer_timeout: the
+     * sockets that push tasks to workers do. */
     int on = 1, idle = GM_SOCK_DEAD_PEER_MS / 3000 > 0 ? GM_SOCK_DEAD_PEER_MS / 3000 : 1, cnt = 2;
     zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE, &on, sizeof on);
     zmq_setsockopt(self->zsock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle);
@@ -112,6 +112,10 @@ int gm_sock_set_hwm(gm_sock_t *self, int sndhwm, int rcvhwm) {
     if (sndhwm > 0) rc |= zmq_setsockopt(self->zsock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     if (rcvhwm > 0) rc |= zmq_setsockopt(self->zsock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     return rc ? -1 : 0;
+}
+
+int gm_sock_set_dead_peer_timeout(gm_sock_t *self, int ms) {
+    return zmq_setsockopt(self->zsock, ZMQ_TCP_MAXRT, &ms, sizeof ms) ? -1 : 0;
 }
 
 int gm_sock_set_maxmsgsize(gm_sock_t *self, int64_t bytes) {

@@ -19,8 +19,9 @@
 
 typedef struct gm_sock gm_sock_t;
 
-/* A tcp peer whose host answers nothing for about this long is disconnected (TCP keepalive and user timeout). */
-#define GM_SOCK_DEAD_PEER_MS 6000
+/* A tcp peer whose host answers nothing for about this long is disconnected: when idle (TCP keepalive, every
+ * socket), or with data in flight (gm_sock_set_dead_peer_timeout, the sockets that push tasks to workers). */
+#define GM_SOCK_DEAD_PEER_MS 8000
 
 /* Called with each received message; the callback owns 'msg'. */
 typedef void (*gm_sock_recv_cb)(gm_sock_t *sock, gm_msg_t *msg, void *arg);
@@ -38,6 +39,10 @@ int gm_sock_curve_enabled(void);
 gm_sock_t *gm_sock_new(uv_loop_t *loop, void *zctx, int type, const char *name, char *err);
 /* Sets send and receive high-water marks in messages (0 keeps ZeroMQ's default). Call before bind/connect. */
 int gm_sock_set_hwm(gm_sock_t *self, int sndhwm, int rcvhwm);
+/* Closes a tcp connection whose sent data stays unacknowledged for 'ms' (TCP_USER_TIMEOUT): for sockets that
+ * push to peers that never stop reading for that long, such as workers, so that a vanished host's share of
+ * messages stops going nowhere. A peer that stops reading longer (a zero window) is dropped too. */
+int gm_sock_set_dead_peer_timeout(gm_sock_t *self, int ms);
 /* Sets the largest inbound frame accepted; a peer sending a bigger one is disconnected. */
 int gm_sock_set_maxmsgsize(gm_sock_t *self, int64_t bytes);
 /* Binds or connects to 'endpoint', as a CURVE server or client when a key file is loaded. A socket is bound or

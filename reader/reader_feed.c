@@ -267,6 +267,7 @@ int reader_feed_bind(reader_t *r, char *err) {
     r->acks = gm_sock_new(r->loop, r->zctx, ZMQ_PULL, "acks", err);
     if (!r->tasks || !r->acks) return -1;
     gm_sock_set_hwm(r->tasks, 2, 0); /* few queued per worker: blocks go to whoever is free */
+    gm_sock_set_dead_peer_timeout(r->tasks, GM_SOCK_DEAD_PEER_MS); /* workers read their tasks at once */
     gm_sock_set_maxmsgsize(r->acks, (int64_t)1 << 31);
     if (gm_sock_bind(r->tasks, r->opt.tasks_ep, err) < 0 || gm_sock_bind(r->acks, r->opt.acks_ep, err) < 0) return -1;
     if (gm_sock_start(r->tasks, NULL, on_tasks_writable, r, err) < 0 || gm_sock_start(r->acks, on_ack, NULL, r, err) < 0)

@@ -173,6 +173,8 @@ static int add_out(hub_t *h, const char *bind_ep, const char *connect_ep, char *
     h->nout++;
     /* A hub adds no buffering of its own beyond a few messages: the stages around it keep theirs. */
     if (gm_sock_set_hwm(o->sock, 4, 0) < 0) return gm_err(err, "%s: cannot set high-water marks", name);
+    /* bound, it serves workers or stage copies, which read at once: a vanished host's connection is closed */
+    if (bind_ep) gm_sock_set_dead_peer_timeout(o->sock, GM_SOCK_DEAD_PEER_MS);
     if (bind_ep ? gm_sock_bind(o->sock, bind_ep, err) : gm_sock_connect(o->sock, connect_ep, err)) return -1;
     return gm_sock_start(o->sock, NULL, on_writable, o, err);
 }
