@@ -150,3 +150,22 @@ same prob_1x1 kill_w1 class.tif probability.tif
 left=$(find "$out" -maxdepth 1 -name '.gridmill-ledger*' -printf '%f ')
 [ -z "$left" ] || fail "kill_w1: ledgers left after completion: $left"
 ok "kill_w1: resumed; outputs byte-identical; no ledger left"
+
+check "the full job with --readers 2 --writers 3: samples, models and every summary the same bytes as 1/1"
+make_run_data "$D/run"
+runopts=(run --polygons "$D/run/polygons.gpkg" --class-field soil --covariates "$D/run/elevation.tif"
+  "$D/run/wetness.tif" "$D/run/climate.tif" --iterations 4 --samples-per-polygon 10 --nprob 2 --workers 2
+  --block-size 128)
+run_gridmill run_1x1 "${runopts[@]}" --out "$T/run_1x1"
+expect_success run_1x1
+run_gridmill run_2x3 "${runopts[@]}" --out "$T/run_2x3" --readers 2 --writers 3
+expect_success run_2x3
+assert_no_stages run_2x3
+n=0
+while read -r f; do
+  cmp "$T/run_1x1/$f" "$T/run_2x3/$f" >&2 || fail "run_2x3/$f differs from run_1x1/$f"
+  n=$((n + 1))
+done < <(cd "$T/run_1x1" && find . -type f \( -name '*.tif' -o -name '*.json' -o -name '*.csv' \) \
+  ! -name run.json | LC_ALL=C sort)
+[ "$n" -ge 12 ] || fail "run_1x1 wrote only $n files to compare"
+ok "run_2x3: $n files (summaries, models, samples, classes.csv) byte-identical to run_1x1"
