@@ -87,6 +87,29 @@ gm_wait_gone() {
   return 0
 }
 
+# Waits up to 2 s for every gridmill stage this test started to exit (stages end a moment after their
+# supervisor); returns at once when none is left.
+gm_wait_stages_gone() {
+  local _
+  for _ in $(seq 40); do
+    [ -z "$(gm_stage_pids)" ] && return 0
+    sleep 0.05
+  done
+  return 0
+}
+
+# same REF NAME FILES...: fails unless each of FILES in $T/NAME is byte-identical to the one in $T/REF.
+same() {
+  local ref=$1 name=$2 f
+  shift 2
+  for f in "$@"; do
+    [ -f "$T/$ref/$f" ] || fail "$ref: $f missing"
+    [ -f "$T/$name/$f" ] || fail "$name: $f missing"
+    cmp "$T/$ref/$f" "$T/$name/$f" >&2 || fail "$name/$f differs from $ref/$f"
+  done
+  ok "$name: $* byte-identical to $ref"
+}
+
 # Fails, naming $1 (the situation), if any gridmill-reader/worker/writer this test started is still running.
 assert_no_stages() {
   local left

@@ -19,18 +19,6 @@ run() {
   assert_no_stages "$name"
 }
 
-# same REF NAME FILES...: fails unless each file of run NAME is byte-identical to run REF's.
-same() {
-  local ref=$1 name=$2 f
-  shift 2
-  for f in "$@"; do
-    [ -f "$T/$ref/$f" ] || fail "$ref: $f missing"
-    [ -f "$T/$name/$f" ] || fail "$name: $f missing"
-    cmp "$T/$ref/$f" "$T/$name/$f" >&2 || fail "$name/$f differs from $ref/$f"
-  done
-  ok "$name: $* byte-identical to $ref"
-}
-
 check "softprob.json --probabilities: workers 1, 2, 5 and block sizes 128, 512 give the same bytes"
 run sp_w1 softprob.json --probabilities --workers 1
 run sp_w2 softprob.json --probabilities --workers 2

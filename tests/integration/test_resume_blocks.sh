@@ -38,10 +38,7 @@ for victim in gridmill-writer gridmill-reader supervisor; do
   fi
   gm_wait_gone "$sup" 10 || fail "$name: supervisor still running 10 s after the kill"
   wait "$sup" || true
-  for _ in $(seq 40); do
-    [ -z "$(gm_stage_pids)" ] && break
-    sleep 0.05
-  done
+  gm_wait_stages_gone
   assert_no_stages "$name interrupted"
   expect_no_final_outputs "$name" "$out"
   written=$(sed -n 's/^strips //p' "$out/.gridmill-ledger")

@@ -10,18 +10,6 @@ D=$T/data
 make_run_data "$D"
 covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
 
-# same REF NAME FILES...: fails unless each file of run NAME is byte-identical to run REF's.
-same() {
-  local ref=$1 name=$2 f
-  shift 2
-  for f in "$@"; do
-    [ -f "$T/$ref/$f" ] || fail "$ref: $f missing"
-    [ -f "$T/$name/$f" ] || fail "$name: $f missing"
-    cmp "$T/$ref/$f" "$T/$name/$f" >&2 || fail "$name/$f differs from $ref/$f"
-  done
-  ok "$name: $* byte-identical to $ref"
-}
-
 # trained_nothing REF NAME: fails if run NAME wrote sample tables, or models other than run REF's.
 trained_nothing() {
   local f

@@ -37,10 +37,7 @@ for sig in TERM KILL; do
   kill -"$sig" "$sup"
   gm_wait_gone "$sup" 5 || fail "$name: supervisor still running 5 s after SIG$sig"
   wait "$sup" || true
-  for _ in $(seq 40); do
-    [ -z "$(gm_stage_pids)" ] && break
-    sleep 0.05
-  done
+  gm_wait_stages_gone
   secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
   assert_no_stages "$name interrupted"
   if [ "$sig" = TERM ]; then

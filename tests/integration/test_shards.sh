@@ -23,19 +23,6 @@ run() {
   assert_no_stages "$name"
 }
 
-# same REF NAME FILES...: fails unless each file of NAME is byte-identical to REF's; REF and NAME are folders
-# under $T.
-same() {
-  local ref=$1 name=$2 f
-  shift 2
-  for f in "$@"; do
-    [ -f "$T/$ref/$f" ] || fail "$ref: $f missing"
-    [ -f "$T/$name/$f" ] || fail "$name: $f missing"
-    cmp "$T/$ref/$f" "$T/$name/$f" >&2 || fail "$name/$f differs from $ref/$f"
-  done
-  ok "$name: $* byte-identical to $ref"
-}
-
 check "references: one reader, one writer"
 run prob_1x1 "${prob[@]}"
 run reg_1x1 "${reg[@]}"
@@ -131,10 +118,7 @@ done
 kill -KILL "$victim"
 gm_wait_gone "$sup" 10 || fail "kill_w1: supervisor still running 10 s after the kill"
 wait "$sup" || true
-for _ in $(seq 40); do
-  [ -z "$(gm_stage_pids)" ] && break
-  sleep 0.05
-done
+gm_wait_stages_gone
 assert_no_stages "kill_w1 interrupted"
 expect_no_final_outputs kill_w1 "$out"
 [ ! -e "$out/.gridmill-ledger" ] || fail "kill_w1: a 1-writer ledger appeared in a 2-writer run"
