@@ -44,12 +44,12 @@ def children_of(pid):
 
 
 def descendants(root):
-    """Returns every descendant of root (breadth first)."""
-    seen, todo = [], [root]
-    while todo:
-        kids = children_of(todo.pop())
+    """Returns every descendant of root (depth first)."""
+    seen, pending = [], [root]
+    while pending:
+        kids = children_of(pending.pop())
         seen += kids
-        todo += kids
+        pending += kids
     return seen
 
 

@@ -96,6 +96,7 @@ gm_ctrees_t *gm_ctrees_new(const gm_ctree_node_t *nodes, const uint32_t *start, 
         int d = tree_depth(nd, count, 0, GM_CTREE_MAX_DEPTH);
         if (d < 0 || group[t] >= groups) {
             gm_ctrees_destroy(&self);
+            if (group[t] >= groups) return gm_err(err, "tree %u adds to group %u of %u", t, group[t], groups), NULL;
             return gm_err(err, "tree %u is deeper than %d levels", t, GM_CTREE_MAX_DEPTH), NULL;
         }
         for (uint32_t i = 0; i < count; i++)
