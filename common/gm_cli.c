@@ -17,6 +17,21 @@
 #include "gm_log.h"
 #include "gm_sock.h"
 
+int gm_cli_builtin(int argc, char **argv, int *i, gm_cli_common_t *c, const char *program, const char *usage,
+                   char *err) {
+    int rc = gm_cli_common(argc, argv, i, c, err);
+    if (rc != 0) return rc;
+    if (!strcmp(argv[*i], "--help")) {
+        fputs(usage, stdout);
+        return 2;
+    }
+    if (!strcmp(argv[*i], "--version")) {
+        gm_cli_print_version(program);
+        return 2;
+    }
+    return 0;
+}
+
 const char *gm_cli_value(int argc, char **argv, int *i, char *err) {
     if (*i + 1 >= argc) {
         gm_err(err, "option %s needs a value", argv[*i]);

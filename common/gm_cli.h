@@ -19,6 +19,11 @@ typedef struct {
 /* Handles the common option at argv[*i] (-q, --quiet, --verbose, --log-file F, --config KEY VALUE, --curve F),
  * advancing *i past its values. Returns 1 if consumed, 0 if not a common option, -1 with 'err'. */
 int gm_cli_common(int argc, char **argv, int *i, gm_cli_common_t *c, char *err);
+/* Handles argv[*i] if it is a common option (as gm_cli_common), --help (prints 'usage' on stdout) or --version
+ * (prints 'program's version). Returns 1 if consumed, 2 if --help or --version was served (the caller stops
+ * with success), 0 if none of them, -1 with 'err'. */
+int gm_cli_builtin(int argc, char **argv, int *i, gm_cli_common_t *c, const char *program, const char *usage,
+                   char *err);
 /* Returns the value following option argv[*i] and advances *i, or NULL with 'err' if there is none. */
 const char *gm_cli_value(int argc, char **argv, int *i, char *err);
 /* Parses 'val' of option 'opt' as an integer in [lo, hi]. Returns 0, or -1 with 'err'. */

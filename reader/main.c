@@ -77,17 +77,10 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     if (!o->covariates) return gm_err(err, "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int rc = gm_cli_common(argc, argv, &i, &o->common, err);
+        int rc = gm_cli_builtin(argc, argv, &i, &o->common, "gridmill-reader", usage, err);
         if (rc < 0) return -1;
+        if (rc == 2) return 1; /* --help or --version served */
         if (rc > 0) continue;
-        if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--version")) {
-            gm_cli_print_version("gridmill-reader");
-            return 1;
-        }
         if (a[0] != '-' || !strcmp(a, "-")) {
             o->covariates[o->ncovariates++] = a;
             continue;

@@ -32,17 +32,10 @@ int worker_options_parse(int argc, char **argv, worker_options_t *o, char *err) 
     o->threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int rc = gm_cli_common(argc, argv, &i, &o->common, err);
+        int rc = gm_cli_builtin(argc, argv, &i, &o->common, "gridmill-worker", usage, err);
         if (rc < 0) return -1;
+        if (rc == 2) return 1; /* --help or --version served */
         if (rc > 0) continue;
-        if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--version")) {
-            gm_cli_print_version("gridmill-worker");
-            return 1;
-        }
         if (!strcmp(a, "--watch-stdin")) {
             o->watch_stdin = 1;
             continue;

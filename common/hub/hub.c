@@ -81,17 +81,10 @@ static int parse_options(int argc, char **argv, hub_options_t *o, char *err) {
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int rc = gm_cli_common(argc, argv, &i, &o->common, err);
+        int rc = gm_cli_builtin(argc, argv, &i, &o->common, "gridmill-hub", usage, err);
         if (rc < 0) return -1;
+        if (rc == 2) return 1; /* --help or --version served */
         if (rc > 0) continue;
-        if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--version")) {
-            gm_cli_print_version("gridmill-hub");
-            return 1;
-        }
         if (a[0] != '-') return gm_err(err, "unexpected argument \"%s\" (see --help)", a);
         if (!(v = gm_cli_value(argc, argv, &i, err))) return -1;
         if (!strcmp(a, "--pull")) o->pull_ep = v;

@@ -377,17 +377,10 @@ static void on_watchdog(uv_timer_t *t) {
 static int parse_options(int argc, char **argv, stage_t *s, char *err) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int rc = gm_cli_common(argc, argv, &i, &s->common, err);
+        int rc = gm_cli_builtin(argc, argv, &i, &s->common, "gridmill-stage-mask", usage, err);
         if (rc < 0) return -1;
+        if (rc == 2) return 1; /* --help or --version served */
         if (rc > 0) continue;
-        if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strcmp(a, "--version")) {
-            gm_cli_print_version("gridmill-stage-mask");
-            return 1;
-        }
         if (a[0] == '-' && a[1]) return gm_err(err, "unknown option %s (see --help)", a);
         if (s->mask_path) return gm_err(err, "unexpected argument \"%s\": give one MASK (see --help)", a);
         s->mask_path = a;
