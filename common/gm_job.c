@@ -122,10 +122,45 @@ int gm_job_check_block(const gm_job_t *job, const gm_header_t *h, char *err) {
     return 0;
 }
 
-uint32_t gm_job_blocks_per_strip(const gm_job_t *job) {
-    uint32_t rows = (job->tile - 1) / job->block_h + 2; /* block rows a misaligned strip can touch */
-    uint32_t nby = gm_job_blocks_y(job);
-    return gm_job_blocks_x(job) * (rows < nby ? rows : nby);
+uint32_t gm_job_tiles_x(const gm_job_t *job) { return (job->xsize + job->tile - 1) / job->tile; }
+uint32_t gm_job_tiles_y(const gm_job_t *job) { return (job->ysize + job->tile - 1) / job->tile; }
+uint32_t gm_job_ntiles(const gm_job_t *job) { return gm_job_tiles_x(job) * gm_job_tiles_y(job); }
+
+/* Blocks of side 'b' one tile of side 't' can overlap along one axis. */
+static uint32_t blocks_along(uint32_t t, uint32_t b) {
+    if (t % b == 0) return t / b;
+    if (b % t == 0) return 1;
+    return (t - 1) / b + 2; /* misaligned: one more */
+}
+
+uint32_t gm_job_blocks_per_tile(const gm_job_t *job) {
+    uint32_t across = blocks_along(job->tile, job->block_w), down = blocks_along(job->tile, job->block_h);
+    uint32_t nbx = gm_job_blocks_x(job), nby = gm_job_blocks_y(job);
+    return (across < nbx ? across : nbx) * (down < nby ? down : nby);
+}
+
+uint32_t gm_job_block_last_tile(const gm_job_t *job, uint32_t b) {
+    uint32_t x, y, w, h;
+    if (gm_job_block_window(job, b, &x, &y, &w, &h) < 0) return UINT32_MAX;
+    return (y + h - 1) / job->tile * gm_job_tiles_x(job) + (x + w - 1) / job->tile;
+}
+
+void gm_job_block_order(const gm_job_t *job, uint32_t *order) {
+    uint32_t nbx = gm_job_blocks_x(job), nby = gm_job_blocks_y(job), ntx = gm_job_tiles_x(job);
+    uint32_t nty = gm_job_tiles_y(job), n = 0;
+    /* A block is listed with the first tile it overlaps; walking the tiles in order, the blocks a tile
+     * overlaps that no earlier tile did are those whose first tile it is. Blocks of one tile come out in
+     * row-major order, the columns they span being contiguous within each block row. */
+    for (uint32_t ty = 0; ty < nty; ty++)
+        for (uint32_t tx = 0; tx < ntx; tx++) {
+            uint32_t x0 = tx * job->tile, y0 = ty * job->tile;
+            uint32_t x1 = x0 + job->tile < job->xsize ? x0 + job->tile : job->xsize;
+            uint32_t y1 = y0 + job->tile < job->ysize ? y0 + job->tile : job->ysize;
+            for (uint32_t by = y0 / job->block_h; by < nby && by * job->block_h < y1; by++)
+                for (uint32_t bx = x0 / job->block_w; bx < nbx && bx * job->block_w < x1; bx++)
+                    if ((by * job->block_h) / job->tile == ty && (bx * job->block_w) / job->tile == tx)
+                        order[n++] = by * nbx + bx;
+        }
 }
 
 size_t gm_job_output_bytes(const gm_output_t *o, uint32_t w, uint32_t h) {

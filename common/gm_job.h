@@ -69,7 +69,7 @@ typedef struct {
     char *crs;                   /* CRS as WKT, owned ("" when the covariates have none) */
     uint32_t nbands;             /* covariate bands = model features */
     uint32_t block_w, block_h;   /* processing block size */
-    uint32_t tile;               /* output tile side (multiple of 16): outputs are written in strips of this height */
+    uint32_t tile;               /* output tile side (multiple of 16): outputs are written tile by tile, in row-major order */
     gm_model_kind_t kind;        /* regression or classification */
     char objective[64];          /* XGBoost objective name, e.g. "multi:softprob" */
     uint32_t nclass;             /* classes (classification), 0 for regression */
@@ -104,8 +104,18 @@ uint32_t gm_job_nblocks(const gm_job_t *job);
 int gm_job_block_window(const gm_job_t *job, uint32_t b, uint32_t *x, uint32_t *y, uint32_t *w, uint32_t *h);
 /* Checks that a task or result header names this job and a block window of its plan. Returns 0, or -1. */
 int gm_job_check_block(const gm_job_t *job, const gm_header_t *h, char *err);
-/* Returns the most blocks that overlap one output strip of 'tile' rows. */
-uint32_t gm_job_blocks_per_strip(const gm_job_t *job);
+/* Returns the number of output tiles across and down, and in all. */
+uint32_t gm_job_tiles_x(const gm_job_t *job);
+uint32_t gm_job_tiles_y(const gm_job_t *job);
+uint32_t gm_job_ntiles(const gm_job_t *job);
+/* Returns the most blocks that overlap one output tile (one more per side when misaligned). */
+uint32_t gm_job_blocks_per_tile(const gm_job_t *job);
+/* Returns the last output tile (row-major index) block 'b' overlaps: the block is written once that tile is. */
+uint32_t gm_job_block_last_tile(const gm_job_t *job, uint32_t b);
+/* Fills 'order' (gm_job_nblocks entries) with every block id in the order the reader reads them: tile by tile
+ * in row-major order, each tile's blocks not yet listed in row-major order. Blocks then complete output tiles
+ * in the order the writer writes them, so neither holds more than a few tiles' worth whatever the width. */
+void gm_job_block_order(const gm_job_t *job, uint32_t *order);
 /* Returns the size in bytes of output 'o' for a block of w x h pixels. */
 size_t gm_job_output_bytes(const gm_output_t *o, uint32_t w, uint32_t h);
 /* Sets job->id from a hash of the encoded job (endpoints left out) and its model bytes. Returns 0, or -1 with 'err'. */

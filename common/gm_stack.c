@@ -242,37 +242,42 @@ int gm_stack_is_warped(const gm_stack_t *self, int file) {
     return file >= 0 && file < self->npaths && self->src[file] != NULL;
 }
 
-/* Returns the bytes of decoded blocks one band needs in GDAL's cache so that reading it in full-width rows
- * 'rows' pixels high decodes each natural block once: the natural block rows one such row touches (one more
- * when misaligned) and the first of the next, full width. */
-static size_t band_cache_bytes(GDALRasterBandH band, double rows) {
+/* Returns the bytes of decoded blocks one band needs in GDAL's cache so that reading it in windows 'rows'
+ * pixels high, moving right across 'cols' pixels at a time, decodes each natural block once: the natural block
+ * rows one such window touches (one more when misaligned) and the first of the next; across, the natural
+ * blocks under 'cols' (two more) for a tiled band, the full width for a striped one. */
+static size_t band_cache_bytes(GDALRasterBandH band, double rows, double cols) {
     int bw, bh;
     GDALGetBlockSize(band, &bw, &bh);
     if (bw < 1 || bh < 1) return 0;
     size_t xsize = (size_t)GDALGetRasterBandXSize(band), ysize = (size_t)GDALGetRasterBandYSize(band);
     size_t width = (xsize + (size_t)bw - 1) / (size_t)bw * (size_t)bw;
+    size_t window = ((size_t)ceil(cols) + (size_t)bw - 1) / (size_t)bw * (size_t)bw + 2 * (size_t)bw;
+    if (window < width) width = window;
     size_t nat_rows = ((size_t)ceil(rows) + (size_t)bh - 1) / (size_t)bh + 2; /* + misalignment + next row */
     size_t need_rows = nat_rows * (size_t)bh;
     if (need_rows > ysize + (size_t)bh) need_rows = ysize + (size_t)bh;
     return width * need_rows * (size_t)GDALGetDataTypeSizeBytes(GDALGetRasterDataType(band));
 }
 
-size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t block_h) {
+size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t rows, uint32_t cols) {
     if (CPLGetConfigOption("GDAL_CACHEMAX", NULL)) return (size_t)GDALGetCacheMax64();
     size_t need = 0;
     for (uint32_t i = 0; i < self->nbands; i++) {
         const band_t *b = &self->bands[i];
-        need += band_cache_bytes(b->band, block_h);
-        if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(b->band), block_h);
+        need += band_cache_bytes(b->band, rows, cols);
+        if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(b->band), rows, cols);
         GDALDatasetH src = self->src[b->file];
         if (src) {
-            /* the warper reads the file's own blocks: as many of its rows as cover 'block_h' of ours */
-            double gt[6], scale = 1;
-            if (GDALGetGeoTransform(src, gt) == CE_None && gt[5] != 0)
-                scale = fabs(self->grid.gt[5]) / fabs(gt[5]);
+            /* the warper reads the file's own blocks: as many of them as cover our window */
+            double gt[6], sy = 1, sx = 1;
+            if (GDALGetGeoTransform(src, gt) == CE_None && gt[5] != 0 && gt[1] != 0) {
+                sy = fabs(self->grid.gt[5]) / fabs(gt[5]);
+                sx = fabs(self->grid.gt[1]) / fabs(gt[1]);
+            }
             GDALRasterBandH sb = GDALGetRasterBand(src, b->index);
-            need += band_cache_bytes(sb, block_h * scale);
-            if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(sb), block_h * scale);
+            need += band_cache_bytes(sb, rows * sy, cols * sx);
+            if (b->use_mask) need += band_cache_bytes(GDALGetMaskBand(sb), rows * sy, cols * sx);
         }
     }
     need += need / 4;

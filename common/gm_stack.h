@@ -33,13 +33,14 @@ gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err);
 /* Returns 1 if raster 'file' (0-based, in the order given) is read through a warped VRT onto the first
  * raster's grid, 0 otherwise. */
 int gm_stack_is_warped(const gm_stack_t *self, int file);
-/* Sets GDAL's block cache (a process-wide setting) to what reading the grid in full-width rows of blocks
- * 'block_h' pixels high needs so that every natural block of every band, mask and warped source is decoded
- * once: per band, the natural block rows two consecutive block rows touch, full width, plus a quarter, and
- * 16 MiB at least. Without it GDAL keeps up to 5% of the machine's RAM of decoded blocks, so a process reading
- * a large raster grows with the raster. A cache the user chose (GDAL_CACHEMAX, in the environment or with
- * --config) is left alone. Returns the cache size in force, in bytes. */
-size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t block_h);
+/* Sets GDAL's block cache (a process-wide setting) to what reading the grid in windows 'rows' pixels high,
+ * moving right 'cols' pixels at a time, needs so that every natural block of every band, mask and warped
+ * source is decoded once: per band, the natural block rows such a window touches plus the next; across, the
+ * natural blocks under 'cols' and two more for a tiled file, the full width for a striped one; plus a
+ * quarter, and 16 MiB at least. Without it GDAL keeps up to 5% of the machine's RAM of decoded blocks, so a
+ * process reading a large raster grows with the raster. A cache the user chose (GDAL_CACHEMAX, in the
+ * environment or with --config) is left alone. Returns the cache size in force, in bytes. */
+size_t gm_stack_limit_cache(const gm_stack_t *self, uint32_t rows, uint32_t cols);
 /* Returns the shared grid (valid while the stack is open). */
 const gm_grid_t *gm_stack_grid(const gm_stack_t *self);
 /* Returns the total number of bands across all files. */

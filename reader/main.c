@@ -28,7 +28,7 @@ static const char usage[] =
     "  --tile-size N         output tile side, a multiple of 16 (256)\n"
     "  --probabilities       classification: also write one probability band per class\n"
     "  --align               warp covariates on another grid onto the first one's (nearest neighbour)\n"
-    "  --max-inflight N      most blocks read but not yet written (default: two output strips)\n"
+    "  --max-inflight N      most blocks read but not yet written (default: 32, or two output tiles' worth)\n"
     "  --io-threads N        concurrent GDAL reads (2)\n"
     "  --stall-timeout S     re-issue unfinished tasks when nothing progresses for S seconds (60; 0: never)\n"
     "  --shard I/R           one of R readers: read only the block rows r with r mod R == I; shard 0 serves\n"
@@ -294,6 +294,7 @@ int main(int argc, char **argv) {
     free(r.stacks);
     free(r.free_stacks);
     free(r.state);
+    free(r.order);
     free(r.held_by);
     free(r.written_by);
     free(r.reads_of_block);

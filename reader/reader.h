@@ -76,6 +76,7 @@ typedef struct {
     int lost;
 } peer_t;
 
+#define READER_DEFAULT_INFLIGHT 32 /* blocks read but not yet written, by default (at least two tiles' worth) */
 #define READER_PEER_TIMEOUT_MS 3000 /* a worker silent this long is taken for dead */
 
 typedef struct {
@@ -94,7 +95,8 @@ typedef struct {
     uint8_t *state;                /* block_state_t of each block */
     uint8_t *held_by, *written_by; /* per block: bit J set once writer shard J reported it received / written */
     uint32_t ready_mask, done_mask;/* writer shards that reported ready for / done with the current job */
-    uint32_t nblocks, next_block;
+    uint32_t nblocks, next_block;  /* next_block: position in 'order' of the next block to read */
+    uint32_t *order;               /* every block id, in reading order (gm_job_block_order) */
     uint32_t inflight;             /* blocks read or being read, not yet acked */
     uint32_t max_inflight;
     uint32_t nacked, nsent;

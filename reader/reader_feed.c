@@ -157,12 +157,9 @@ static uint32_t all_writers(const reader_t *r) { return (1u << r->opt.writers) -
 
 void reader_feed_pump(reader_t *r) {
     if (!r->writer_ready) return; /* it may have outputs of an earlier run to resume from */
-    while (r->state && r->next_block < r->nblocks && r->state[r->next_block] == BLOCK_ACKED) r->next_block++;
     while (!r->finished && r->state && r->next_block < r->nblocks && r->inflight < r->max_inflight && r->nfree > 0) {
-        if (r->state[r->next_block] == BLOCK_ACKED) {
-            r->next_block++;
-            continue;
-        }
+        uint32_t b = r->order[r->next_block++];
+        if (r->state[b] == BLOCK_ACKED) continue; /* another reader's, or written by an earlier run */
         read_t *rd = calloc(1, sizeof *rd);
         if (!rd) {
             gm_log(GM_LOG_ERROR, "out of memory");
@@ -170,7 +167,7 @@ void reader_feed_pump(reader_t *r) {
             return;
         }
         rd->r = r;
-        rd->block = r->next_block++;
+        rd->block = b;
         gm_job_block_window(&r->job, rd->block, &rd->x, &rd->y, &rd->w, &rd->h);
         rd->stack = r->free_stacks[--r->nfree];
         rd->req.data = rd;
@@ -285,8 +282,11 @@ int reader_feed_begin(reader_t *r, char *err) {
     r->written_by = calloc(r->nblocks, 1);
     r->reads_of_block = calloc(r->nblocks, sizeof *r->reads_of_block);
     r->block_copy = calloc(r->nblocks, sizeof *r->block_copy);
-    if (!r->state || !r->held_by || !r->written_by || !r->reads_of_block || !r->block_copy)
+    free(r->order);
+    r->order = malloc(r->nblocks * sizeof *r->order);
+    if (!r->state || !r->held_by || !r->written_by || !r->reads_of_block || !r->block_copy || !r->order)
         return gm_err(err, "out of memory for %u blocks", r->nblocks);
+    gm_job_block_order(&r->job, r->order);
     uint32_t mine = r->nblocks;
     for (uint32_t b = 0; r->opt.shards > 1 && b < r->nblocks; b++)
         if (!reader_owns_block(r, b)) {
@@ -295,14 +295,18 @@ int reader_feed_begin(reader_t *r, char *err) {
             mine--;
         }
     r->last_progress = uv_now(r->loop);
-    uint32_t strip = gm_job_blocks_per_strip(&r->job);
-    r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : 2 * strip;
-    if (r->max_inflight < strip + 1) {
-        gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks of one output strip; using %u", r->max_inflight,
-               strip, strip + 1);
-        r->max_inflight = strip + 1;
+    /* the window: enough blocks to keep the workers busy while the writer completes one output tile */
+    uint32_t per_tile = gm_job_blocks_per_tile(&r->job);
+    r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight
+                                          : (2 * per_tile > READER_DEFAULT_INFLIGHT ? 2 * per_tile : READER_DEFAULT_INFLIGHT);
+    if (r->max_inflight < per_tile + 1) {
+        gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks of one output tile; using %u", r->max_inflight,
+               per_tile, per_tile + 1);
+        r->max_inflight = per_tile + 1;
     }
-    size_t cache = gm_stack_limit_cache(r->stacks[0], r->job.block_h);
+    /* GDAL keeps the covariates' own blocks under the tiles being read: a tile row's worth of a striped file */
+    uint32_t unit = r->job.tile > r->job.block_w ? r->job.tile : r->job.block_w;
+    size_t cache = gm_stack_limit_cache(r->stacks[0], unit, unit + r->opt.io_threads * r->job.block_w);
     gm_log(GM_LOG_DEBUG, "GDAL block cache: %zu MiB", cache >> 20);
     gm_log(GM_LOG_INFO, "job %016llx: applying %u model%s to %u blocks of %ux%u over %ux%u pixels, %u bands",
            (unsigned long long)r->job.id, r->job.nmodels, r->job.nmodels > 1 ? "s" : "", r->nblocks, r->job.block_w,

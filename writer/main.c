@@ -97,8 +97,8 @@ void writer_finish(writer_t *wr, int code) {
 
 static void on_signal(uv_signal_t *h, int signum) {
     writer_t *wr = h->data;
-    gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u strips written; stopping", signum, wr->next_strip,
-           wr->nstrips);
+    gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u tiles written; stopping", signum, wr->next_tile,
+           wr->ntiles);
     writer_finish(wr, 128 + signum);
 }
 
@@ -106,8 +106,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void write_stats(writer_t *wr) {
     char extra[200], err[GM_ERR_LEN];
     if (!wr->opt.common.stats_file) return;
-    snprintf(extra, sizeof extra, "\"blocks_received\": %llu, \"strips_written\": %u, \"strips_total\": %u, "
-             "\"duplicates\": %llu, \"dropped\": %llu", (unsigned long long)wr->received, wr->next_strip, wr->nstrips,
+    snprintf(extra, sizeof extra, "\"blocks_received\": %llu, \"tiles_written\": %u, \"tiles_total\": %u, "
+             "\"duplicates\": %llu, \"dropped\": %llu", (unsigned long long)wr->received, wr->next_tile, wr->ntiles,
              (unsigned long long)wr->duplicates, (unsigned long long)wr->dropped);
     if (gm_stats_write(&wr->stats_time, wr->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
 }
@@ -122,8 +122,8 @@ static void on_sample(uv_timer_t *t) {
 
 static void on_stats(uv_timer_t *h) {
     writer_t *wr = h->data;
-    gm_log(GM_LOG_INFO, "blocks: %llu of %u received; strips: %u of %u written", (unsigned long long)wr->received,
-           wr->nblocks, wr->next_strip, wr->nstrips);
+    gm_log(GM_LOG_INFO, "blocks: %llu of %u received; tiles: %u of %u written", (unsigned long long)wr->received,
+           wr->nblocks, wr->next_tile, wr->ntiles);
 }
 
 void writer_request_job(writer_t *wr) {
@@ -158,7 +158,7 @@ static void take_result(writer_t *wr, gm_msg_t *msg) {
     } else if (h.kind == GM_MSG_MODEL) {
         writer_models_take(wr, msg, &h);
     } else {
-        writer_strips_take(wr, msg, &h);
+        writer_tiles_take(wr, msg, &h);
     }
     gm_msg_destroy(&msg);
 }
@@ -170,11 +170,11 @@ static void on_result(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
 
 static void on_retry(uv_timer_t *t);
 
-/* Makes 'job' the current job: outputs and strips for an apply job, a model table for a training job. */
+/* Makes 'job' the current job: outputs and tiles for an apply job, a model table for a training job. */
 static int install_job(writer_t *wr, gm_job_t *job, char *err) {
     if (wr->have_job && wr->job.mode != GM_MODE_TRAIN)
         return gm_err(err, "the reader switched jobs before job %016llx was complete", (unsigned long long)wr->job.id);
-    writer_strips_clear(wr);
+    writer_tiles_clear(wr);
     free(wr->model_saved);
     wr->model_saved = NULL;
     gm_job_clear(&wr->job);
@@ -205,12 +205,12 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
         return 0;
     }
     uint32_t resumed = 0, stashed = writer_ledger_stash(wr);
-    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_strips_start(wr, err) < 0 ||
+    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_tiles_start(wr, err) < 0 ||
         writer_ledger_resume(wr, stashed, &resumed, err) < 0)
         return -1;
     if (resumed) {
-        gm_log(GM_LOG_INFO, "resuming: %u of %u output strips were written by an earlier run", resumed, wr->nstrips);
-        writer_strips_resume_to(wr, resumed);
+        gm_log(GM_LOG_INFO, "resuming: %u of %u output tiles were written by an earlier run", resumed, wr->ntiles);
+        writer_tiles_resume_to(wr, resumed);
     }
     /* an empty ack says "ready": the reader sends no block before it, so none already written is computed */
     gm_header_t ready = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = 0};
@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     uv_loop_close(wr.loop);
     zmq_ctx_term(wr.zctx);
     if (wr.exit_code != 0) writer_ledger_keep(&wr); /* partial outputs keep their .part names, for a re-run */
-    writer_strips_clear(&wr);
+    writer_tiles_clear(&wr);
     gm_msg_destroy(&wr.held);
     free(wr.model_saved);
     gm_job_clear(&wr.job);

@@ -1,4 +1,4 @@
-/* writer.h -- gridmill-writer's parts: options, output datasets, strip assembly and acks.
+/* writer.h -- gridmill-writer's parts: options, output datasets, tile assembly and acks.
  *
  * With --shard J/W the writer is one of W: it takes every result, but creates and writes only the job's
  * outputs i with i mod W == J; it acks every block all the same, with its shard in each ack and done. */
@@ -43,12 +43,13 @@ typedef struct {
     char **cog_options;      /* the user's -co, for the COG copy */
 } writer_outputs_t;
 
-/* One strip of output rows being assembled: rows [y0, y0 + rows) of every output, band-sequential. */
+/* One output tile being assembled: the window x0, y0, w x h (tile 'index' in row-major order) of every
+ * output, band-sequential. */
 typedef struct {
-    uint32_t index, y0, rows;
+    uint32_t index, x0, y0, w, h;
     uint64_t filled;                  /* pixels received so far */
-    void *buf[GM_JOB_MAX_OUTPUTS];    /* bands x rows x xsize samples per job output; NULL for one not owned */
-} strip_t;
+    void *buf[GM_JOB_MAX_OUTPUTS];    /* bands x h x w samples per job output; NULL for one not owned */
+} tile_t;
 
 /* One endpoint the writer sends acks to, with the messages its reader could not take yet. */
 typedef struct {
@@ -77,12 +78,13 @@ typedef struct {
     uint8_t *model_saved;             /* train: 1 once iteration i's model is on disk (shards J > 0: trained) */
     uint32_t models_saved;
     writer_outputs_t outs;
-    uint32_t nblocks, nstrips;
+    uint32_t nblocks, ntiles;
     uint8_t *seen;                    /* 1 once a block's result has been taken */
-    strip_t **strips;                 /* strips being assembled, by index */
-    uint32_t next_strip;              /* lowest strip not yet written */
-    uint32_t acked_block_rows;        /* block rows acked to the reader so far */
-    int writing;                      /* a strip or the final close runs in the thread pool */
+    tile_t **tiles;                   /* tiles being assembled, by index */
+    uint32_t next_tile;               /* lowest tile not yet written */
+    uint32_t acked_tiles;             /* the blocks of tiles below this one are acked */
+    uint32_t *ack_start, *ack_blocks; /* blocks whose last tile is t: ack_blocks[ack_start[t] .. ack_start[t + 1]) */
+    int writing;                      /* tiles or the final close are being written in the thread pool */
     unsigned delay_ms;
     uint64_t received, duplicates, dropped;
     int finished, exit_code;
@@ -95,19 +97,24 @@ int writer_owns_output(const writer_options_t *opt, uint32_t i);
 /* Creates every output of the job this writer owns in the output folder under temporary names (none when it
  * owns none). Returns 0, or -1 with 'err'. */
 int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err);
-/* Writes strip 's' of every output this writer owns and flushes it. Returns 0, or -1 with 'err'. Runs off the loop. */
-int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err);
+/* Writes tile 't' of every output this writer owns and flushes it from GDAL's cache, so the tiles reach the
+ * files in the order they are written. Returns 0, or -1 with 'err'. Runs off the loop. */
+int writer_outputs_write_tile(writer_outputs_t *outs, const gm_job_t *job, const tile_t *t, char *err);
 /* Closes every output this writer owns and renames it to its final name. Returns 0, or -1 with 'err'. Runs off
  * the loop. */
 int writer_outputs_finish(writer_outputs_t *outs, char *err);
 /* Closes and deletes whatever is still open under a temporary name (an interrupted run). */
 void writer_outputs_abandon(writer_outputs_t *outs);
-/* Prepares the strips of an apply job (predict or summarise). Returns 0, or -1 with 'err'. */
-int writer_strips_start(writer_t *wr, char *err);
-/* Takes one result message of the current apply job: checks it and places it in its strips. */
-void writer_strips_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
-/* Frees the strips and block table of the current job. */
-void writer_strips_clear(writer_t *wr);
+/* Sets the window of tile 'index' (row-major) of the job's output grid into 't'. */
+void writer_tile_window(const gm_job_t *job, uint32_t index, tile_t *t);
+/* Returns 1 when tile 'index' is the last of its tile row (or of the raster): the ledger is committed there. */
+int writer_tile_ends_row(const gm_job_t *job, uint32_t index);
+/* Prepares the tiles of an apply job (predict or summarise). Returns 0, or -1 with 'err'. */
+int writer_tiles_start(writer_t *wr, char *err);
+/* Takes one result message of the current apply job: checks it and places it in the tiles it overlaps. */
+void writer_tiles_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
+/* Frees the tiles and block tables of the current job. */
+void writer_tiles_clear(writer_t *wr);
 /* Takes one trained model of the current training job: saves it under the output folder and tells the
  * reader, with its bytes. */
 void writer_models_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h);
@@ -123,23 +130,24 @@ int writer_acks_blocked(const writer_t *wr);
 void writer_acks_close(writer_t *wr, int linger_ms);
 /* Asks the reader for the current job. */
 void writer_request_job(writer_t *wr);
-/* After strip 'strips' - 1 is written: closes and reopens every output so the files are whole on disk, then
- * records in the ledger (DIR/.gridmill-ledger, or DIR/.gridmill-ledger-J-of-W for shard J of W) that 'strips'
- * strips of this job are written. Returns 0, or -1 with 'err'. */
-int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err);
+/* After the tile row ending with tile 'tiles' - 1 is written: closes and reopens every output so the files are
+ * whole on disk, then records in the ledger (DIR/.gridmill-ledger, or DIR/.gridmill-ledger-J-of-W for shard J
+ * of W) that 'tiles' tiles of this job are written. Returns 0, or -1 with 'err'. */
+int writer_ledger_commit(writer_t *wr, uint32_t tiles, char *err);
 /* Before the outputs are created: if the ledger names this job, moves the earlier run's partial outputs aside
- * (NAME.tif.part.old) and returns how many strips they hold; else 0. */
+ * (NAME.tif.part.old) and returns how many tiles they hold; else 0. */
 uint32_t writer_ledger_stash(writer_t *wr);
-/* Just after the outputs were created afresh: rebuilds the 'k' strips stashed by writer_ledger_stash from the
+/* Just after the outputs were created afresh: rebuilds the 'k' tiles stashed by writer_ledger_stash from the
  * earlier run's partial outputs (same writes, so the same bytes), removes those, and sets '*resumed' to the
- * strips rebuilt. Returns 0, or -1 with 'err'. */
+ * tiles rebuilt. Returns 0, or -1 with 'err'. */
 int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err);
 /* The job is complete: forgets the ledger. */
 void writer_ledger_remove(writer_t *wr);
 /* Interrupted: closes the outputs, keeping the partial files and the ledger for a re-run. */
 void writer_ledger_keep(writer_t *wr);
-/* Marks strips 0..k-1 written (after a resume): their blocks are taken, acked, and never computed again. */
-void writer_strips_resume_to(writer_t *wr, uint32_t k);
+/* Marks tiles 0..k-1 written (after a resume): the blocks they complete are taken, acked, and never computed
+ * again. */
+void writer_tiles_resume_to(writer_t *wr, uint32_t k);
 /* Stops the writer with exit status 'code'. */
 void writer_finish(writer_t *wr, int code);
 

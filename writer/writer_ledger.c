@@ -1,6 +1,6 @@
-/* writer_ledger.c -- what the writer has durably written: after every strip the outputs are closed and
+/* writer_ledger.c -- what the writer has durably written: after every row of tiles the outputs are closed and
  * reopened (so the files on disk are whole) and DIR/.gridmill-ledger (DIR/.gridmill-ledger-J-of-W for writer
- * shard J of W) names the job and the strips written.
+ * shard J of W) names the job and the tiles written.
  * A re-run of the same job rebuilds the outputs from those strips with the very same sequence of writes,
  * so a resumed output is the same bytes as an uninterrupted one, and only the rest is computed again. */
 #include <cpl_string.h>
@@ -32,7 +32,7 @@ static int reopen(writer_outputs_t *outs, uint32_t i, char *err) {
     return 0;
 }
 
-int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err) {
+int writer_ledger_commit(writer_t *wr, uint32_t tiles, char *err) {
     char path[4200], tmp[4300];
     for (uint32_t i = 0; i < wr->outs.n; i++)
         if (reopen(&wr->outs, i, err) < 0) return -1;
@@ -40,23 +40,24 @@ int writer_ledger_commit(writer_t *wr, uint32_t strips, char *err) {
     snprintf(tmp, sizeof tmp, "%s.part", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return gm_err(err, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fprintf(f, "gridmill-ledger 1\njob %016llx\nstrips %u\n", (unsigned long long)wr->job.id, strips) > 0;
+    int ok = fprintf(f, "gridmill-ledger 2\njob %016llx\ntiles %u\n", (unsigned long long)wr->job.id, tiles) > 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
-/* Reads the ledger: the strips written for job 'id', or 0 when there is no ledger of that job. */
-static uint32_t ledger_strips(const writer_t *wr, uint64_t id) {
+/* Reads the ledger: the tiles written for job 'id', or 0 when there is no ledger of that job (or one of the
+ * strips an older writer kept). */
+static uint32_t ledger_tiles(const writer_t *wr, uint64_t id) {
     char path[4200];
     ledger_path(wr, path, sizeof path);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     unsigned long long job = 0;
-    unsigned strips = 0;
-    int n = fscanf(f, "gridmill-ledger 1\njob %llx\nstrips %u", &job, &strips);
+    unsigned tiles = 0;
+    int n = fscanf(f, "gridmill-ledger 2\njob %llx\ntiles %u", &job, &tiles);
     fclose(f);
-    return (n == 2 && job == id) ? strips : 0;
+    return (n == 2 && job == id) ? tiles : 0;
 }
 
 /* Writes the partial path of output 'o' (as writer_outputs_create names it) with 'suffix' into 'out'. */
@@ -67,7 +68,7 @@ static void part_path(const writer_t *wr, const gm_output_t *o, const char *suff
 }
 
 uint32_t writer_ledger_stash(writer_t *wr) {
-    uint32_t k = ledger_strips(wr, wr->job.id);
+    uint32_t k = ledger_tiles(wr, wr->job.id);
     char from[4300], to[4300];
     if (k == 0) return 0;
     gm_gdal_init();
@@ -87,22 +88,22 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
     const gm_job_t *job = &wr->job;
     *resumed = 0;
     if (k == 0) return 0;
-    /* the old outputs must all be there, whole up to strip k */
-    uint32_t n = wr->outs.n; /* 0 for a writer that owns no output: it only commits the strips again */
+    /* the old outputs must all be there, whole up to tile k */
+    uint32_t n = wr->outs.n; /* 0 for a writer that owns no output: it only commits the tiles again */
     GDALDatasetH *old = calloc(n ? n : 1, sizeof *old);
     char (*oldpath)[4300] = calloc(n ? n : 1, sizeof *oldpath);
     int rc = -1;
-    strip_t *sp = calloc(1, sizeof *sp); /* large: one buffer pointer per possible output */
-    if (!old || !oldpath || !sp) {
+    tile_t *t = calloc(1, sizeof *t); /* large: one buffer pointer per possible output */
+    if (!old || !oldpath || !t) {
         free(old);
         free(oldpath);
-        free(sp);
+        free(t);
         return gm_err(err, "out of memory");
     }
-    strip_t *s = sp;
     for (uint32_t i = 0; i < n; i++)
         part_path(wr, &job->outputs[wr->outs.index[i]], ".old", oldpath[i], sizeof oldpath[i]);
-    if (k > wr->nstrips) {
+    if (k > wr->ntiles || !writer_tile_ends_row(job, k - 1)) {
+        gm_log(GM_LOG_WARN, "the ledger's %u tiles do not end a row of the %u; starting the outputs again", k, wr->ntiles);
         rc = 0;
         goto out;
     }
@@ -115,28 +116,28 @@ int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err)
             goto out;
         }
     }
-    /* the outputs were just created afresh: write strips 0..k-1 from the old files, as the first run did */
-    for (uint32_t st = 0; st < k; st++) {
-        s->index = st;
-        s->y0 = st * job->tile;
-        s->rows = job->ysize - s->y0 < job->tile ? job->ysize - s->y0 : job->tile;
+    /* the outputs were just created afresh: write tiles 0..k-1 from the old files, as the first run did, tile by
+     * tile and committed at the end of every row */
+    for (uint32_t ti = 0; ti < k; ti++) {
+        writer_tile_window(job, ti, t);
         for (uint32_t i = 0; i < wr->outs.n; i++) {
             uint32_t oi = wr->outs.index[i];
             const gm_output_t *o = &job->outputs[oi];
-            void *buf = realloc(s->buf[oi], gm_job_output_bytes(o, job->xsize, s->rows));
+            void *buf = realloc(t->buf[oi], gm_job_output_bytes(o, job->tile, job->tile));
             if (!buf) {
-                gm_err(err, "out of memory resuming strip %u", st);
+                gm_err(err, "out of memory resuming tile %u", ti);
                 goto out;
             }
-            s->buf[oi] = buf;
-            GDALDataType t = GDALGetRasterDataType(GDALGetRasterBand(old[i], 1));
-            if (GDALDatasetRasterIO(old[i], GF_Read, 0, (int)s->y0, (int)job->xsize, (int)s->rows, buf, (int)job->xsize,
-                                    (int)s->rows, t, (int)o->bands, NULL, 0, 0, 0) != CE_None) {
-                gm_err(err, "%s: cannot read strip %u: %s", oldpath[i], st, gm_gdal_last_error());
+            t->buf[oi] = buf;
+            GDALDataType type = GDALGetRasterDataType(GDALGetRasterBand(old[i], 1));
+            if (GDALDatasetRasterIO(old[i], GF_Read, (int)t->x0, (int)t->y0, (int)t->w, (int)t->h, buf, (int)t->w,
+                                    (int)t->h, type, (int)o->bands, NULL, 0, 0, 0) != CE_None) {
+                gm_err(err, "%s: cannot read tile %u: %s", oldpath[i], ti, gm_gdal_last_error());
                 goto out;
             }
         }
-        if (writer_outputs_write_strip(&wr->outs, job, s, err) < 0 || writer_ledger_commit(wr, st + 1, err) < 0) goto out;
+        if (writer_outputs_write_tile(&wr->outs, job, t, err) < 0) goto out;
+        if (writer_tile_ends_row(job, ti) && writer_ledger_commit(wr, ti + 1, err) < 0) goto out;
     }
     *resumed = k;
     rc = 0;
@@ -144,9 +145,9 @@ out:
     for (uint32_t i = 0; i < n; i++) {
         if (old[i]) GDALClose(old[i]);
         unlink(oldpath[i]);
-        free(s->buf[wr->outs.index[i]]);
+        free(t->buf[wr->outs.index[i]]);
     }
-    free(s);
+    free(t);
     free(old);
     free(oldpath);
     return rc;

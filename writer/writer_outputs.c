@@ -1,4 +1,4 @@
-/* writer_outputs.c -- the output datasets: created under temporary names, written strip by strip, renamed when complete. */
+/* writer_outputs.c -- the output datasets: created under temporary names, written tile by tile, renamed when complete. */
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_string.h>
@@ -103,7 +103,7 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
     if (check_dir(opt->out_dir, err) < 0) return -1;
     outs->cog = !strcasecmp(opt->format, "COG");
     if (outs->cog && !GDALGetDriverByName("COG")) return gm_err(err, "-of COG: this GDAL has no COG driver");
-    /* a COG is written as a tiled GTiff strip by strip, then copied once complete (COG needs CreateCopy) */
+    /* a COG is written as a tiled GTiff tile by tile, then copied once complete (COG needs CreateCopy) */
     const char *format = outs->cog ? "GTiff" : opt->format;
     GDALDriverH drv = GDALGetDriverByName(format);
     if (!drv) return gm_err(err, "-of %s: no such GDAL driver", opt->format);
@@ -150,19 +150,21 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
     return 0;
 }
 
-int writer_outputs_write_strip(writer_outputs_t *outs, const gm_job_t *job, const strip_t *s, char *err) {
+int writer_outputs_write_tile(writer_outputs_t *outs, const gm_job_t *job, const tile_t *t, char *err) {
     char why[GM_ERR_LEN];
     for (uint32_t i = 0; i < outs->n; i++) {
         const gm_output_t *o = &job->outputs[outs->index[i]];
         CPLErrorReset();
         errno = 0;
-        CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, 0, (int)s->y0, (int)job->xsize, (int)s->rows,
-                                       s->buf[outs->index[i]], (int)job->xsize, (int)s->rows, gdal_type(o->dtype),
+        CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, (int)t->x0, (int)t->y0, (int)t->w, (int)t->h,
+                                       t->buf[outs->index[i]], (int)t->w, (int)t->h, gdal_type(o->dtype),
                                        (int)o->bands, NULL, 0, 0, 0);
-        if (e == CE_None) GDALFlushCache(outs->ds[i]);
+        /* flushed band by band: the tile reaches the file now, so tiles are laid out in the order written */
+        for (uint32_t b = 1; e == CE_None && b <= o->bands; b++)
+            e = GDALFlushRasterCache(GDALGetRasterBand(outs->ds[i], (int)b));
         int saved_errno = errno;
         if (e != CE_None || CPLGetLastErrorType() >= CE_Failure)
-            return gm_err(err, "%s: cannot write rows %u-%u: %s", outs->tmp_path[i], s->y0, s->y0 + s->rows - 1,
+            return gm_err(err, "%s: cannot write the tile at %u,%u: %s", outs->tmp_path[i], t->x0, t->y0,
                           write_failure(outs->tmp_path[i], saved_errno, why, sizeof why));
     }
     return 0;

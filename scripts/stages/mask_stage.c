@@ -159,7 +159,7 @@ static int install_job(stage_t *s, gm_msg_t *msg, char *err) {
         gm_job_clear(&job);
         return -1;
     }
-    if (!s->have_job) gm_stack_limit_cache(s->mask, job.block_h);
+    if (!s->have_job) gm_stack_limit_cache(s->mask, job.block_h, job.block_w);
     gm_job_clear(&s->job);
     s->job = job;
     s->have_job = 1;

@@ -47,7 +47,7 @@ names = {s["name"] for s in doc["stages"]}
 assert {"reader", "writer", "worker 1", "worker 2"} <= names, f"stages {names}"
 by = {s["name"]: s for s in doc["stages"]}
 assert by["reader"]["counts"]["block_reads"] == by["reader"]["counts"]["blocks_total"], "reader counts"
-assert by["writer"]["counts"]["strips_written"] == by["writer"]["counts"]["strips_total"], "writer counts"
+assert by["writer"]["counts"]["tiles_written"] == by["writer"]["counts"]["tiles_total"], "writer counts"
 assert sum(by[w]["counts"]["tasks_done"] for w in ("worker 1", "worker 2")) >= 4, "worker counts"
 for s in doc["stages"]:
     total = s["busy_s"] + s["wait_s"] + s["blocked_s"]

@@ -99,17 +99,18 @@ holds hand_reg 0 prediction.tif
 holds hand_reg 1
 same reg_1x1 hand_reg/w0 prediction.tif
 
-check "SIGKILL to writer 2 of 2 once its ledger shows 2 strips; the same command resumes from each shard's ledger"
+check "SIGKILL to writer 2 of 2 once its ledger shows 2 rows of tiles; the same command resumes from each shard's ledger"
 out=$T/kill_w1
 GRIDMILL_DEBUG_DELAY_MS_WRITER=600 "$GRIDMILL" predict --covariates "${covs[@]}" --out "$out" --workers 2 \
   --block-size 128 "${prob[@]}" --writers 2 >"$GM_LOGS/kill_w1.1.out" 2>"$GM_LOGS/kill_w1.1.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")
 for _ in $(seq 300); do
-  grep -qs "^strips [2-4]$" "$out/.gridmill-ledger-1-of-2" && break
+  grep -Eqs "^tiles (6|9|12)$" "$out/.gridmill-ledger-1-of-2" && break
   sleep 0.05
 done
-grep -qs "^strips [2-4]$" "$out/.gridmill-ledger-1-of-2" || fail "kill_w1: writer 1's ledger never showed 2 to 4 strips"
+grep -Eqs "^tiles (6|9|12)$" "$out/.gridmill-ledger-1-of-2" ||
+  fail "kill_w1: writer 1's ledger never showed 2 to 4 rows of tiles"
 victim=""
 for pid in $(gm_tagged_pids gridmill-writer); do
   if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--shard 1/2"; then victim=$pid; fi
@@ -122,14 +123,14 @@ gm_wait_stages_gone
 assert_no_stages "kill_w1 interrupted"
 expect_no_final_outputs kill_w1 "$out"
 [ ! -e "$out/.gridmill-ledger" ] || fail "kill_w1: a 1-writer ledger appeared in a 2-writer run"
-w0=$(sed -n 's/^strips //p' "$out/.gridmill-ledger-0-of-2")
-w1=$(sed -n 's/^strips //p' "$out/.gridmill-ledger-1-of-2")
-ok "kill_w1: killed with $w0 and $w1 of 5 strips in the two shards' ledgers"
+w0=$(sed -n 's/^tiles //p' "$out/.gridmill-ledger-0-of-2")
+w1=$(sed -n 's/^tiles //p' "$out/.gridmill-ledger-1-of-2")
+ok "kill_w1: killed with $w0 and $w1 of 15 tiles in the two shards' ledgers"
 run_gridmill kill_w1.2 predict --covariates "${covs[@]}" --out "$out" --workers 2 --block-size 128 "${prob[@]}" \
   --writers 2
 expect_success kill_w1.2
-grep -E "resuming: $w1 of 5 output strips" "$GM_LOGS/kill_w1.2.err" >&2 ||
-  fail "kill_w1: the second run did not resume writer 1 from $w1 strips"
+grep -E "resuming: $w1 of 15 output tiles" "$GM_LOGS/kill_w1.2.err" >&2 ||
+  fail "kill_w1: the second run did not resume writer 1 from $w1 tiles"
 same prob_1x1 kill_w1 class.tif probability.tif
 left=$(find "$out" -maxdepth 1 -name '.gridmill-ledger*' -printf '%f ')
 [ -z "$left" ] || fail "kill_w1: ledgers left after completion: $left"

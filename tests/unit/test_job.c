@@ -827,28 +827,80 @@ static void test_block_plan(void **state) {
     assert_int_equal(h, 17);
 }
 
-/* A strip of 'tile' rows overlaps at least as many blocks as the worst aligned strip, and no more than exist. */
-static void test_blocks_per_strip(void **state) {
+/* Counts the blocks of 'job' overlapping tile 't' (row-major), by brute force over every block. */
+static uint32_t blocks_over_tile(const gm_job_t *job, uint32_t t, const uint32_t *pos, uint32_t *last_pos) {
+    uint32_t ntx = (job->xsize + job->tile - 1) / job->tile, n = 0;
+    uint32_t tx0 = t % ntx * job->tile, ty0 = t / ntx * job->tile;
+    *last_pos = 0;
+    for (uint32_t b = 0; b < gm_job_nblocks(job); b++) {
+        uint32_t x, y, w, h;
+        assert_int_equal(gm_job_block_window(job, b, &x, &y, &w, &h), 0);
+        if (x < tx0 + job->tile && x + w > tx0 && y < ty0 + job->tile && y + h > ty0) {
+            n++;
+            if (pos[b] > *last_pos) *last_pos = pos[b];
+        }
+    }
+    return n;
+}
+
+/* The read order lists every block once; the blocks a tile needs are all listed before those only later
+ * tiles need, so tiles complete in row-major order; when blocks and tiles nest, a tile's blocks are
+ * consecutive, and blocks at least as large as tiles keep row-major order. */
+static void test_block_order(void **state) {
     (void)state;
-    gm_job_t job;
-    make_job(&job);
-    /* Tile 256 over 217 rows: one strip, both block rows, 3 x 2 = 6 blocks. */
-    assert_int_equal(gm_job_blocks_per_strip(&job), 6);
-    gm_job_clear(&job);
-    /* 300 x 1000 in 128s: 3 x 8 blocks. Strips of 256 rows start at 0, 256, 512, 768; strip [256, 512)
-     * touches block rows 2 and 3, so an aligned strip touches 2 rows = 6 blocks. Strips of 16 rows at most
-     * touch 1 block row = 3 blocks. */
-    gm_job_t tall = {.xsize = 300, .ysize = 1000, .block_w = 128, .block_h = 128, .tile = 256};
-    uint32_t n = gm_job_blocks_per_strip(&tall);
-    assert_true(n >= 6 && n <= 24);
-    tall.tile = 16;
-    n = gm_job_blocks_per_strip(&tall);
-    assert_true(n >= 3 && n <= 24);
-    /* Blocks of 100 rows, strips of 256: strip [0, 256) touches rows 0, 1, 2 = 9 blocks. */
-    tall.block_h = 100;
-    tall.tile = 256;
-    n = gm_job_blocks_per_strip(&tall);
-    assert_true(n >= 9 && n <= 30);
+    const uint32_t cases[][5] = {
+        /* xsize, ysize, block_w, block_h, tile */
+        {300, 1000, 128, 128, 256}, {1000, 300, 128, 128, 256}, {1024, 1024, 256, 256, 256},
+        {1030, 700, 512, 512, 256}, {1000, 1000, 100, 100, 256}, {700, 650, 100, 50, 128},
+        {40, 40, 64, 64, 256},      {2048, 512, 64, 64, 512},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gm_job_t job = {.xsize = cases[c][0], .ysize = cases[c][1], .block_w = cases[c][2], .block_h = cases[c][3],
+                        .tile = cases[c][4]};
+        uint32_t nb = gm_job_nblocks(&job), nt = gm_job_ntiles(&job);
+        assert_int_equal(nt, ((job.xsize + job.tile - 1) / job.tile) * ((job.ysize + job.tile - 1) / job.tile));
+        uint32_t *order = malloc(nb * sizeof *order), *pos = malloc(nb * sizeof *pos);
+        assert_non_null(order);
+        assert_non_null(pos);
+        for (uint32_t i = 0; i < nb; i++) pos[i] = UINT32_MAX;
+        gm_job_block_order(&job, order);
+        for (uint32_t i = 0; i < nb; i++) {
+            assert_true(order[i] < nb);
+            assert_int_equal(pos[order[i]], UINT32_MAX); /* listed once */
+            pos[order[i]] = i;
+        }
+        int nested = job.tile % job.block_w == 0 && job.tile % job.block_h == 0;
+        int coarse = job.block_w % job.tile == 0 && job.block_h % job.tile == 0;
+        uint32_t prev_last = 0, most = 0;
+        for (uint32_t t = 0; t < nt; t++) {
+            uint32_t last, n = blocks_over_tile(&job, t, pos, &last);
+            assert_true(n >= 1);
+            most = n > most ? n : most;
+            /* blocks nesting in tiles: tile t is complete before any block of tile t + 1 is read */
+            if (nested) assert_true(t == 0 || last > prev_last);
+            prev_last = last;
+            if (nested) /* this tile's blocks are the n listed up to 'last' */
+                for (uint32_t i = last + 1 - n; i <= last; i++) {
+                    uint32_t x, y, w, h;
+                    gm_job_block_window(&job, order[i], &x, &y, &w, &h);
+                    assert_int_equal(y / job.tile * gm_job_tiles_x(&job) + x / job.tile, t);
+                }
+        }
+        /* a block's last tile: the row-major tile holding its bottom-right pixel */
+        for (uint32_t b = 0; b < nb; b++) {
+            uint32_t x, y, w, h;
+            gm_job_block_window(&job, b, &x, &y, &w, &h);
+            uint32_t want = (y + h - 1) / job.tile * gm_job_tiles_x(&job) + (x + w - 1) / job.tile;
+            assert_int_equal(gm_job_block_last_tile(&job, b), want);
+        }
+        assert_true(most <= gm_job_blocks_per_tile(&job));
+        if (nested || coarse) assert_int_equal(most, gm_job_blocks_per_tile(&job));
+        if (coarse)
+            for (uint32_t i = 0; i < nb; i++) assert_int_equal(order[i], i);
+        assert_int_equal(gm_job_block_last_tile(&job, nb), UINT32_MAX);
+        free(order);
+        free(pos);
+    }
 }
 
 /* A header matches the plan only with this job's id and the exact window of an existing block. */
@@ -2783,7 +2835,7 @@ int main(void) {
         cmocka_unit_test(test_iteration_width),
         cmocka_unit_test(test_output_bytes),
         cmocka_unit_test(test_block_plan),
-        cmocka_unit_test(test_blocks_per_strip),
+        cmocka_unit_test(test_block_order),
         cmocka_unit_test(test_check_block),
         cmocka_unit_test(test_model_format),
         cmocka_unit_test(test_compute_id),

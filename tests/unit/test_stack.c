@@ -13,7 +13,8 @@
  *   field.tif    Float32 on a 45 m grid in EPSG:32633 around the base grid, value a smooth field, nodata
  *                -9999 on a disc; reproj.tif is gdalwarp's copy of it in EPSG:32634 at 25 m
  *   nogt.tif     no geotransform; nocrs.tif a geotransform but no CRS; sparse.tif 8192 x 8192 Float32 in
- *                4096 x 4096 tiles, nothing written (for the cache bound)
+ *                4096 x 4096 tiles, sparse256.tif the same in 256 x 256 tiles, nothing written (for the cache
+ *                bound)
  * Hand expectations are worked out in the comments beside them; the other oracle is /usr/bin/gdalwarp with the
  * options the stack documents (-r near -et 0, the first raster's CRS, extent and size). */
 #include <ftw.h>
@@ -200,6 +201,9 @@ static int setup(void **state) {
     co = CSLSetNameValue(co, "BLOCKYSIZE", "4096");
     co = CSLSetNameValue(co, "SPARSE_OK", "TRUE");
     write_raster("sparse.tif", 8192, 8192, 1, GDT_Float32, grid, utm_wkt, NAN, NULL, co);
+    co = CSLSetNameValue(co, "BLOCKXSIZE", "256");
+    co = CSLSetNameValue(co, "BLOCKYSIZE", "256");
+    write_raster("sparse256.tif", 8192, 8192, 1, GDT_Float32, grid, utm_wkt, NAN, NULL, co);
     CSLDestroy(co);
     if (access(GDALWARP, X_OK) == 0) {
         char cmd[512];
@@ -386,22 +390,29 @@ static void test_align_errors(void **state) {
 
 /* The cache bound. base.tif + same.tif need little: the 16 MiB floor. sparse.tif, 8192 wide in 4096-row tiles,
  * read 256 rows at a time needs ceil(256 / 4096) + 2 = 3 tile rows, capped at its 8192 rows + one tile row =
- * 12288 rows, of 8192 float32: 8192 * 12288 * 4 = 402653184 bytes, plus a quarter: 503316480. A cache the user
- * set (GDAL_CACHEMAX) is left as it is. */
+ * 12288 rows; across, 256 columns touch one tile and two more, 12288 columns, more than the 8192 there are:
+ * 8192 * 12288 * 4 = 402653184 bytes, plus a quarter: 503316480. sparse256.tif read in windows of 4096 x 4096
+ * needs 16 + 2 tile rows (4608 rows) and, across, 16 + 2 tiles (4608 columns), not its 8192:
+ * 4608 * 4608 * 4 = 84934656, plus a quarter: 106168320. A cache the user set (GDAL_CACHEMAX) is left as it is. */
 static void test_limit_cache(void **state) {
     (void)state;
     GIntBig before = GDALGetCacheMax64();
     const char *small[] = {fx("base.tif"), fx("same.tif")};
     gm_stack_t *s = open_or_fail(small, 2, 0);
-    assert_int_equal(gm_stack_limit_cache(s, 16), (size_t)16 << 20);
+    assert_int_equal(gm_stack_limit_cache(s, 16, 16), (size_t)16 << 20);
     assert_int_equal(GDALGetCacheMax64(), (GIntBig)16 << 20);
     gm_stack_destroy(&s);
     const char *big[] = {fx("sparse.tif")};
     s = open_or_fail(big, 1, 0);
-    assert_int_equal(gm_stack_limit_cache(s, 256), (size_t)503316480);
+    assert_int_equal(gm_stack_limit_cache(s, 256, 256), (size_t)503316480);
     CPLSetConfigOption("GDAL_CACHEMAX", "64");
     GDALSetCacheMax64((GIntBig)77 << 20);
-    assert_int_equal(gm_stack_limit_cache(s, 256), (size_t)77 << 20);
+    assert_int_equal(gm_stack_limit_cache(s, 256, 256), (size_t)77 << 20);
+    CPLSetConfigOption("GDAL_CACHEMAX", NULL);
+    gm_stack_destroy(&s);
+    const char *tiled[] = {fx("sparse256.tif")};
+    s = open_or_fail(tiled, 1, 0);
+    assert_int_equal(gm_stack_limit_cache(s, 4096, 4096), (size_t)106168320);
     CPLSetConfigOption("GDAL_CACHEMAX", NULL);
     GDALSetCacheMax64(before);
     gm_stack_destroy(&s);
