@@ -5,6 +5,7 @@
 #include <gdal.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,10 @@ int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err) {
     if (c->log_file && gm_log_open_file(c->log_file, err) < 0) return -1;
     if (c->curve && gm_sock_curve_load(c->curve, err) < 0) return -1;
     signal(SIGPIPE, SIG_IGN);
+    /* Block buffers of a few MiB come and go all run long: keep freed ones for the next block instead of
+     * handing them back to the kernel and faulting them in again (glibc's default for buffers this size). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     const char *sup = getenv("GRIDMILL_SUPERVISOR_PID");
     if (sup && *sup) {
         pid_t want = (pid_t)strtol(sup, NULL, 10);
