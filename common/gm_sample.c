@@ -231,7 +231,6 @@ typedef struct {
     uint32_t polygon;
     uint32_t wanted;
     size_t slot;      /* first of its 'wanted' rows, counted from the table's first new row */
-    size_t got;
 } visit_t;
 
 /* Orders visits by key, then polygon index. */
@@ -270,17 +269,19 @@ static void move_rows(gm_samples_t *s, size_t to, size_t from, size_t n) {
     memmove(s->values + to * s->nbands, s->values + from * s->nbands, n * s->nbands * sizeof *s->values);
 }
 
-int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
-                        gm_samples_t *out, gm_sample_report_t *rep, char *err) {
-    assert(p && stack && o && out && rep);
-    memset(rep, 0, sizeof *rep);
+int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o,
+                         const uint32_t *iterations, uint32_t k, gm_samples_t *const *outs, gm_sample_report_t *reps,
+                         char *err) {
+    assert(p && stack && o && iterations && outs && reps);
+    for (uint32_t j = 0; j < k; j++) memset(&reps[j], 0, sizeof reps[j]);
     if (!o->per_polygon && !(o->density_km2 > 0) && !o->min_per_polygon)
         return gm_err(err, "sampling: give a number of points per polygon or a density per km²");
     if (!o->per_polygon && (!isfinite(o->density_km2) || o->density_km2 < 0))
         return gm_err(err, "sampling: density %g per km² is not a positive number", o->density_km2);
-    sampler_t s = {.p = p, .stack = stack, .o = o, .iteration = iteration, .nbands = gm_stack_nbands(stack)};
-    if (out->nbands != s.nbands)
-        return gm_err(err, "sampling: the sample table has %u bands, the stack %u", out->nbands, s.nbands);
+    sampler_t s = {.p = p, .stack = stack, .o = o, .nbands = gm_stack_nbands(stack)};
+    for (uint32_t j = 0; j < k; j++)
+        if (outs[j]->nbands != s.nbands)
+            return gm_err(err, "sampling: the sample table has %u bands, the stack %u", outs[j]->nbands, s.nbands);
     const gm_grid_t *grid = gm_stack_grid(stack);
     if (locator_init(&s.loc, grid) < 0) return gm_err(err, "sampling: the rasters' geotransform cannot be inverted");
     grid_extent(grid, s.ext);
@@ -288,43 +289,67 @@ int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_
     s.max_tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
     s.composition = gm_polys_is_composition(p);
     s.regression = gm_polys_is_regression(p);
-    /* Each polygon has its own random stream, so the order polygons are drawn in changes nothing but which
-     * blocks GDAL's cache holds: they are drawn in the order of their blocks along a Hilbert curve, each block
-     * then read about once, and their points are put back in polygon order. */
+    /* Each (iteration, polygon) has its own random stream, so the order polygons are drawn in changes nothing
+     * but which blocks GDAL's cache holds: they are drawn in the order of their blocks along a Hilbert curve,
+     * every iteration of the batch in turn while the polygon's blocks are in the cache (each block is then
+     * read about once for the whole batch), and their points are put back in polygon order. */
     uint32_t np = gm_polys_count(p), nvisit = 0;
     visit_t *visits = malloc((size_t)np * sizeof *visits);
-    if (!visits) return gm_err(err, "sampling: out of memory for %u polygons", np);
-    size_t rows = 0, base = out->n;
+    size_t *base = malloc((k ? k : 1) * sizeof *base);
+    uint32_t *got = malloc(((size_t)np * k + 1) * sizeof *got); /* points kept, per polygon and iteration */
+    int rc = -1;
+    if (!visits || !base || !got) {
+        gm_err(err, "sampling: out of memory for %u polygons", np);
+        goto out_free;
+    }
+    size_t rows = 0;
+    gm_sample_report_t first;
+    memset(&first, 0, sizeof first);
     for (uint32_t i = 0; i < np; i++) {
         double win[4];
         if (polygon_window(&s, i, win) < 0) {
-            rep->polygons_outside++;
+            first.polygons_outside++;
             continue;
         }
-        if (gm_polys_area(p, i) < s.pixel_area) rep->polygons_small++;
+        if (gm_polys_area(p, i) < s.pixel_area) first.polygons_small++;
         uint32_t wanted = gm_sample_wanted(p, i, o);
         if (!wanted) continue;
         visits[nvisit++] = (visit_t){.key = block_key(&s, grid, win), .polygon = i, .wanted = wanted, .slot = rows};
         rows += wanted;
     }
-    int rc = -1;
-    if (gm_samples_reserve(out, base + rows, err) < 0) goto out_free;
+    for (uint32_t j = 0; j < k; j++) {
+        reps[j].polygons_outside = first.polygons_outside;
+        reps[j].polygons_small = first.polygons_small;
+        base[j] = outs[j]->n;
+        if (gm_samples_reserve(outs[j], base[j] + rows, err) < 0) goto out_free;
+    }
     qsort(visits, nvisit, sizeof *visits, visit_cmp);
-    for (uint32_t k = 0; k < nvisit; k++) {
-        visit_t *v = &visits[k];
-        int64_t got = sample_polygon(&s, v->polygon, v->wanted, out, base + v->slot, rep, err);
-        if (got < 0) goto out_free;
-        v->got = (size_t)got;
-    }
+    for (uint32_t v = 0; v < nvisit; v++)
+        for (uint32_t j = 0; j < k; j++) {
+            s.iteration = iterations[j];
+            int64_t n = sample_polygon(&s, visits[v].polygon, visits[v].wanted, outs[j], base[j] + visits[v].slot,
+                                       &reps[j], err);
+            if (n < 0) goto out_free;
+            got[(size_t)visits[v].polygon * k + j] = (uint32_t)n;
+        }
     qsort(visits, nvisit, sizeof *visits, visit_cmp_polygon);
-    for (uint32_t k = 0; k < nvisit; k++) { /* slots are in polygon order: rows only move down */
-        move_rows(out, out->n, base + visits[k].slot, visits[k].got);
-        out->n += visits[k].got;
-    }
+    for (uint32_t j = 0; j < k; j++)
+        for (uint32_t v = 0; v < nvisit; v++) { /* slots are in polygon order: rows only move down */
+            size_t n = got[(size_t)visits[v].polygon * k + j];
+            move_rows(outs[j], outs[j]->n, base[j] + visits[v].slot, n);
+            outs[j]->n += n;
+        }
     rc = 0;
 out_free:
     free(visits);
+    free(base);
+    free(got);
     return rc;
+}
+
+int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
+                        gm_samples_t *out, gm_sample_report_t *rep, char *err) {
+    return gm_sample_iterations(p, stack, o, &iteration, 1, &out, rep, err);
 }
 
 /* ---- extraction ---- */

@@ -86,6 +86,12 @@ int gm_sample_pixel(const gm_grid_t *grid, double x, double y, uint32_t *col, ui
  * stream; regression: the polygon's target. Returns 0, or -1 with 'err' (bad options, read errors). */
 int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
                         gm_samples_t *out, gm_sample_report_t *rep, char *err);
+/* Samples the 'k' iterations iterations[0..k-1] in one pass over the polygons, appending iteration
+ * iterations[j]'s points to outs[j] and filling reps[j]: the same points as k calls of gm_sample_iteration,
+ * with each block read about once for all of them instead of once per iteration. Returns 0, or -1 with 'err'. */
+int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o,
+                         const uint32_t *iterations, uint32_t k, gm_samples_t *const *outs, gm_sample_report_t *reps,
+                         char *err);
 /* Reads the covariates at 'n' given points into 'values' (n * nbands, row-major); rows of points off the
  * raster are NaN, and bands that are nodata there are NaN. Returns 0, or -1 with 'err' (read errors). */
 int gm_sample_extract_points(gm_stack_t *stack, const double *x, const double *y, size_t n, float *values,

@@ -36,15 +36,18 @@ typedef struct reader_run_s {
     int width;                    /* digits of iteration numbers in file names */
 } reader_run_t;
 
-/* One iteration's sampling, running in libuv's thread pool with a stack of its own. */
+#define SAMPLING_BATCH 8 /* most iterations sampled in one pass over the polygons */
+
+/* A few iterations' sampling, running in libuv's thread pool with a stack of its own. */
 typedef struct {
     uv_work_t req;
     reader_t *r;
-    uint32_t iteration;
+    uint32_t k;                          /* iterations in the batch */
+    uint32_t iteration[SAMPLING_BATCH];
     int stack;
-    float *X, *y;
-    size_t n;
-    gm_sample_report_t report;
+    float *X[SAMPLING_BATCH], *y[SAMPLING_BATCH]; /* each iteration's training rows and targets */
+    size_t n[SAMPLING_BATCH];
+    gm_sample_report_t report[SAMPLING_BATCH];
     int rc;
     char err[GM_ERR_LEN];
 } sampling_t;
@@ -378,46 +381,76 @@ int reader_run_start(reader_t *r, char *err) {
     return rc;
 }
 
-/* Samples one iteration, writes its table, and lays out its training rows. */
+/* Adds the observations to iteration j's table, writes it, and lays out its training rows. Returns 0, or -1
+ * with s->err. */
+static int finish_iteration(sampling_t *s, uint32_t j, gm_samples_t *smp) {
+    reader_t *r = s->r;
+    reader_run_t *run = r->run;
+    uint32_t nb = smp->nbands;
+    char path[4200];
+    const gm_samples_t *obs = run->observations;
+    for (size_t i = 0; i < obs->n; i++)
+        if (gm_samples_append(smp, obs->x[i], obs->y[i], obs->polygon[i], obs->code[i], obs->target[i],
+                              obs->values + i * nb, s->err) < 0)
+            return -1;
+    if (smp->n == 0)
+        return gm_err(s->err, "%s: no sample point on valid covariates in any of its %u polygons (all on nodata or "
+                      "off the rasters)", r->opt.polygons, gm_polys_count(run->polys));
+    snprintf(path, sizeof path, "%s/samples/iter-%0*u.csv", r->opt.out_dir, run->width, s->iteration[j] + 1);
+    if (gm_samples_write_csv(smp, run->polys, s->iteration[j] + 1, run->band_names, path, s->err) < 0) return -1;
+    s->n[j] = smp->n;
+    s->X[j] = malloc(smp->n * nb * sizeof(float));
+    s->y[j] = malloc(smp->n * sizeof(float));
+    if (!s->X[j] || !s->y[j]) return gm_err(s->err, "out of memory for %zu samples", smp->n);
+    memcpy(s->X[j], smp->values, smp->n * nb * sizeof(float));
+    int regression = gm_polys_is_regression(run->polys);
+    for (size_t i = 0; i < smp->n; i++) s->y[j][i] = regression ? smp->target[i] : (float)smp->code[i];
+    return 0;
+}
+
+/* Samples the batch's iterations in one pass over the polygons, then finishes each. */
 static void do_sampling(uv_work_t *req) {
     sampling_t *s = req->data;
     reader_t *r = s->r;
     reader_run_t *run = r->run;
     uint32_t nb = gm_stack_nbands(r->stacks[s->stack]);
-    char path[4200];
-    gm_samples_t *smp = gm_samples_new(nb);
+    gm_samples_t *smp[SAMPLING_BATCH] = {0};
     s->rc = -1;
-    if (!smp) {
-        gm_err(s->err, "out of memory");
-        return;
-    }
-    if (gm_sample_iteration(run->polys, r->stacks[s->stack], &run->sopt, s->iteration, smp, &s->report, s->err) < 0)
-        goto out;
-    const gm_samples_t *obs = run->observations;
-    for (size_t i = 0; i < obs->n; i++)
-        if (gm_samples_append(smp, obs->x[i], obs->y[i], obs->polygon[i], obs->code[i], obs->target[i],
-                              obs->values + i * nb, s->err) < 0)
+    for (uint32_t j = 0; j < s->k; j++)
+        if (!(smp[j] = gm_samples_new(nb))) {
+            gm_err(s->err, "out of memory");
             goto out;
-    if (smp->n == 0) {
-        gm_err(s->err, "%s: no sample point on valid covariates in any of its %u polygons (all on nodata or off the "
-               "rasters)", r->opt.polygons, gm_polys_count(run->polys));
+        }
+    if (gm_sample_iterations(run->polys, r->stacks[s->stack], &run->sopt, s->iteration, s->k, smp, s->report,
+                             s->err) < 0)
         goto out;
-    }
-    snprintf(path, sizeof path, "%s/samples/iter-%0*u.csv", r->opt.out_dir, run->width, s->iteration + 1);
-    if (gm_samples_write_csv(smp, run->polys, s->iteration + 1, run->band_names, path, s->err) < 0) goto out;
-    s->n = smp->n;
-    s->X = malloc(smp->n * nb * sizeof(float));
-    s->y = malloc(smp->n * sizeof(float));
-    if (!s->X || !s->y) {
-        gm_err(s->err, "out of memory for %zu samples", smp->n);
-        goto out;
-    }
-    memcpy(s->X, smp->values, smp->n * nb * sizeof(float));
-    int regression = gm_polys_is_regression(run->polys);
-    for (size_t i = 0; i < smp->n; i++) s->y[i] = regression ? smp->target[i] : (float)smp->code[i];
+    for (uint32_t j = 0; j < s->k; j++)
+        if (finish_iteration(s, j, smp[j]) < 0) goto out;
     s->rc = 0;
 out:
-    gm_samples_destroy(&smp);
+    for (uint32_t j = 0; j < s->k; j++) gm_samples_destroy(&smp[j]);
+}
+
+/* Queues the training task of the batch's iteration j. Returns 0, or -1 when out of memory. */
+static int queue_training(sampling_t *s, uint32_t j) {
+    reader_t *r = s->r;
+    char err[GM_ERR_LEN];
+    gm_log(GM_LOG_DEBUG, "iteration %u: %zu samples", s->iteration[j] + 1, s->n[j]);
+    gm_header_t h = {.kind = GM_MSG_TRAIN, .job = r->job.id, .iteration = s->iteration[j], .count = (uint32_t)s->n[j],
+                     .cols = r->job.nbands};
+    void *buf;
+    size_t len;
+    gm_msg_t *msg = gm_msg_new();
+    int ok = msg && gm_wire_encode(&h, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 &&
+             gm_msg_add_owned(msg, s->X[j], s->n[j] * r->job.nbands * sizeof(float)) == 0;
+    s->X[j] = NULL;
+    ok = ok && gm_msg_add_owned(msg, s->y[j], s->n[j] * sizeof(float)) == 0;
+    s->y[j] = NULL;
+    if (!ok || reader_feed_queue(r, msg, UINT32_MAX, s->iteration[j]) < 0) {
+        gm_msg_destroy(&msg);
+        return -1;
+    }
+    return 0;
 }
 
 static void after_sampling(uv_work_t *req, int status) {
@@ -432,35 +465,27 @@ static void after_sampling(uv_work_t *req, int status) {
         reader_finish(r, 1);
         goto out;
     }
-    if (s->iteration == 0) {
-        const gm_sample_report_t *rep = &s->report;
-        run->first_report = *rep;
-        if (rep->polygons_outside || rep->polygons_small || rep->polygons_failed || rep->points_short)
-            gm_log(GM_LOG_WARN, "sampling: %u polygons outside the rasters, %u smaller than a pixel, %u without a point "
-                   "on valid covariates; %llu points not drawn", rep->polygons_outside, rep->polygons_small,
-                   rep->polygons_failed, (unsigned long long)rep->points_short);
-    }
-    gm_log(GM_LOG_DEBUG, "iteration %u: %zu samples", s->iteration + 1, s->n);
-    gm_header_t h = {.kind = GM_MSG_TRAIN, .job = r->job.id, .iteration = s->iteration, .count = (uint32_t)s->n,
-                     .cols = r->job.nbands};
-    void *buf;
-    size_t len;
-    gm_msg_t *msg = gm_msg_new();
-    int ok = msg && gm_wire_encode(&h, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0 &&
-             gm_msg_add_owned(msg, s->X, s->n * r->job.nbands * sizeof(float)) == 0;
-    s->X = NULL;
-    ok = ok && gm_msg_add_owned(msg, s->y, s->n * sizeof(float)) == 0;
-    s->y = NULL;
-    if (!ok || reader_feed_queue(r, msg, UINT32_MAX, s->iteration) < 0) {
-        gm_msg_destroy(&msg);
-        gm_log(GM_LOG_ERROR, "iteration %u: out of memory queueing the training task", s->iteration + 1);
-        reader_finish(r, 1);
-        goto out;
+    for (uint32_t j = 0; j < s->k; j++) {
+        if (s->iteration[j] == 0) {
+            const gm_sample_report_t *rep = &s->report[j];
+            run->first_report = *rep;
+            if (rep->polygons_outside || rep->polygons_small || rep->polygons_failed || rep->points_short)
+                gm_log(GM_LOG_WARN, "sampling: %u polygons outside the rasters, %u smaller than a pixel, %u without a "
+                       "point on valid covariates; %llu points not drawn", rep->polygons_outside, rep->polygons_small,
+                       rep->polygons_failed, (unsigned long long)rep->points_short);
+        }
+        if (queue_training(s, j) < 0) {
+            gm_log(GM_LOG_ERROR, "iteration %u: out of memory queueing the training task", s->iteration[j] + 1);
+            reader_finish(r, 1);
+            goto out;
+        }
     }
     reader_run_pump(r, err);
 out:
-    free(s->X);
-    free(s->y);
+    for (uint32_t j = 0; j < s->k; j++) {
+        free(s->X[j]);
+        free(s->y[j]);
+    }
     free(s);
 }
 
@@ -477,17 +502,26 @@ int reader_run_pump(reader_t *r, char *err) {
     /* only the first reader samples and trains; the others learn each model from the writer's "saved" */
     while (reader_is_primary(r) && !r->finished && run->next_iteration < run->iterations &&
            run->outstanding < run->max_outstanding && r->nfree > 0) {
-        if (run->saved[run->next_iteration]) {
-            run->next_iteration++;
-            continue;
-        }
+        /* the iterations left, shared among the idle threads, a batch each pass over the polygons */
+        uint32_t left = 0;
+        for (uint32_t i = run->next_iteration; i < run->iterations; i++) left += !run->saved[i];
+        uint32_t k = (left + r->nfree - 1) / r->nfree;
+        if (k > SAMPLING_BATCH) k = SAMPLING_BATCH;
+        if (k > run->max_outstanding - run->outstanding) k = run->max_outstanding - run->outstanding;
         sampling_t *s = calloc(1, sizeof *s);
         if (!s) return gm_err(err, "out of memory");
         s->r = r;
-        s->iteration = run->next_iteration++;
+        while (s->k < k && run->next_iteration < run->iterations) {
+            uint32_t i = run->next_iteration++;
+            if (!run->saved[i]) s->iteration[s->k++] = i;
+        }
+        if (s->k == 0) {
+            free(s);
+            break;
+        }
         s->stack = r->free_stacks[--r->nfree];
         s->req.data = s;
-        run->outstanding++;
+        run->outstanding += s->k;
         uv_queue_work(r->loop, &s->req, do_sampling, after_sampling);
     }
     return 0;

@@ -987,6 +987,43 @@ static void test_sample_deterministic(void **state) {
     gm_polys_destroy(&p);
 }
 
+/* A batch of iterations in one pass gives each iteration the points and report it gets alone, appended after
+ * what its table held; with few tries, so that iterations keep different numbers of points per polygon. */
+static void test_sample_batch(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_polys_t *p = open_plain("soil");
+    gm_stack_t *stack = open_stack();
+    const uint32_t its[] = {3, 9, 5};
+    for (uint32_t tries = 1; tries <= 30; tries += 29) {
+        gm_sample_options_t o = {.per_polygon = 20, .seed = 77, .max_tries = tries};
+        gm_samples_t *alone[3], *batch[3];
+        gm_sample_report_t ra[3], rb[3];
+        for (int j = 0; j < 3; j++) {
+            alone[j] = gm_samples_new(3);
+            batch[j] = gm_samples_new(3);
+            assert_int_equal(gm_sample_iteration(p, stack, &o, its[j], alone[j], &ra[j], err), 0);
+        }
+        /* table 1 already holds iteration 0's points: the batch appends after them */
+        assert_int_equal(gm_sample_iteration(p, stack, &o, 0, batch[1], &rb[1], err), 0);
+        size_t held = batch[1]->n;
+        assert_int_equal(gm_sample_iterations(p, stack, &o, its, 3, batch, rb, err), 0);
+        for (int j = 0; j < 3; j++) {
+            size_t at = j == 1 ? held : 0;
+            assert_int_equal(batch[j]->n - at, alone[j]->n);
+            assert_same_samples(alone[j], 0, batch[j], at, alone[j]->n);
+            assert_memory_equal(&ra[j], &rb[j], sizeof ra[j]);
+        }
+        if (tries == 1) assert_true(alone[0]->n != alone[1]->n || alone[1]->n != alone[2]->n);
+        for (int j = 0; j < 3; j++) {
+            gm_samples_destroy(&alone[j]);
+            gm_samples_destroy(&batch[j]);
+        }
+    }
+    gm_stack_destroy(&stack);
+    gm_polys_destroy(&p);
+}
+
 /* The sampler as first written, the oracle for the visiting order: polygons one after the other in index
  * order, each drawn with its own stream gm_rng_seed(seed, iteration, i) in its envelope cut to the raster
  * (north-up here), a draw kept when inside the polygon and on a pixel without NaN (read 1 x 1), at most
@@ -1455,6 +1492,7 @@ int main(void) {
         cmocka_unit_test(test_polys_contains_slabs),
         cmocka_unit_test(test_sample_plain),
         cmocka_unit_test(test_sample_deterministic),
+        cmocka_unit_test(test_sample_batch),
         cmocka_unit_test(test_sample_same_as_sequential),
         cmocka_unit_test(test_sample_density),
         cmocka_unit_test(test_sample_regression),
