@@ -10,9 +10,15 @@
 #include "gm_log.h"
 #include "gm_model.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GM_APPLY_X86 1
+#endif
+
 typedef enum { OUT_REGRESSION, OUT_SOFTPROB, OUT_SOFTMAX, OUT_LOGISTIC, OUT_LOGITRAW, OUT_HINGE } transform_t;
 
 #define CHUNK 16384 /* valid pixels summarised at a time: bounds the per-model scratch space */
+#define FILL_HEAD 1024 /* values written one by one before fill() copies them in blocks */
 
 struct gm_applier {
     const gm_job_t *job;
@@ -21,9 +27,15 @@ struct gm_applier {
     transform_t *transform; /* per model */
     float *rows;       /* valid pixels, nbands values each */
     uint32_t *index;   /* pixel index of each valid row */
+    uint8_t *has_nan;  /* per pixel of the block: some band is NaN */
     float *probs;      /* nclass probabilities of one pixel */
     size_t cap;        /* pixels the scratch buffers hold */
+    int avx512;        /* softprob classes picked with AVX-512F (the CPU has it, GRIDMILL_EVALUATOR is not scalar) */
     uint16_t *votes;   /* summarise, classification: CHUNK x nclass */
+    uint16_t *classes; /* summarise, classification: one model's class of each pixel of a chunk */
+    float *share;      /* summarise, classification: (float)(v / nmodels) for v = 0 .. nmodels votes */
+    double *plogp;     /* summarise, classification: q log2(q) of q = v / nmodels, 0 for v = 0 */
+    float *confusion;  /* summarise, classification: (float)(1 - d / nmodels) for a vote gap d = 0 .. nmodels */
     float *values;     /* summarise, regression: CHUNK x nmodels */
     double *sorted;    /* nmodels values of one pixel */
     int32_t *realisation_of; /* per model: index of its realisation output, or -1 */
@@ -50,6 +62,37 @@ static int pick_transform(gm_applier_t *self, uint32_t m, char *err) {
     return 0;
 }
 
+/* Fills the class summaries' tables, one entry per vote count, each computed in double as the summary of one
+ * pixel would be, so looking a value up gives the same bits. Returns 0, or -1 when out of memory. */
+static int make_vote_tables(gm_applier_t *self) {
+    uint32_t nm = self->nmodels;
+    double total = (double)nm;
+    self->classes = malloc((size_t)CHUNK * sizeof *self->classes);
+    self->share = malloc((nm + 1) * sizeof *self->share);
+    self->plogp = malloc((nm + 1) * sizeof *self->plogp);
+    self->confusion = malloc((nm + 1) * sizeof *self->confusion);
+    if (!self->classes || !self->share || !self->plogp || !self->confusion) return -1;
+    for (uint32_t v = 0; v <= nm; v++) {
+        double q = v / total;
+        self->share[v] = (float)q;
+        self->plogp[v] = v ? q * log2(q) : 0.0;
+        self->confusion[v] = (float)(1.0 - v / total);
+    }
+    return 0;
+}
+
+/* Whether softprob classes may be picked with AVX-512F: the CPU has it (valgrind hides it) and
+ * GRIDMILL_EVALUATOR=scalar does not ask for the scalar code everywhere. */
+static int use_avx512(void) {
+#ifdef GM_APPLY_X86
+    const char *ev = getenv("GRIDMILL_EVALUATOR");
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && !(ev && !strcmp(ev, "scalar"));
+#else
+    return 0;
+#endif
+}
+
 gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
     if (job->mode == GM_MODE_PREDICT ? job->nmodels != 1 : job->mode != GM_MODE_SUMMARISE || job->nmodels < 1) {
         gm_err(err, "the job applies %u models in mode %d", job->nmodels, (int)job->mode);
@@ -62,6 +105,7 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
     }
     self->job = job;
     self->nmodels = job->nmodels;
+    self->avx512 = use_avx512();
     self->models = calloc(job->nmodels, sizeof *self->models);
     self->transform = calloc(job->nmodels, sizeof *self->transform);
     self->realisation_of = malloc(job->nmodels * sizeof *self->realisation_of);
@@ -80,12 +124,16 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
     for (uint32_t o = 0; o < job->noutputs; o++)
         if (job->outputs[o].role == GM_ROLE_REALISATION) self->realisation_of[job->outputs[o].model] = (int32_t)o;
     if (job->mode == GM_MODE_SUMMARISE) {
-        if (job->kind == GM_KIND_CLASSIFICATION) self->votes = malloc((size_t)CHUNK * job->nclass * sizeof *self->votes);
-        else {
+        int ok;
+        if (job->kind == GM_KIND_CLASSIFICATION) {
+            self->votes = malloc((size_t)CHUNK * job->nclass * sizeof *self->votes);
+            ok = self->votes && make_vote_tables(self) == 0;
+        } else {
             self->values = malloc((size_t)CHUNK * job->nmodels * sizeof *self->values);
             self->sorted = malloc(job->nmodels * sizeof *self->sorted);
+            ok = self->values && self->sorted;
         }
-        if (!self->votes && !(self->values && self->sorted)) {
+        if (!ok) {
             gm_err(err, "out of memory for the summaries of %u models", job->nmodels);
             goto fail;
         }
@@ -105,15 +153,26 @@ static uint32_t first_argmax(const float *v, uint32_t n) {
 }
 
 
+/* Fills 'n' values of 'size' bytes at 'dst' with copies of 'value': the first FILL_HEAD one by one, the rest
+ * by copying those in blocks, as fast as memcpy. */
+static void fill(void *dst, const void *value, size_t size, size_t n) {
+    char *d = dst;
+    size_t head = n < FILL_HEAD ? n : FILL_HEAD;
+    for (size_t i = 0; i < head; i++) memcpy(d + i * size, value, size);
+    for (size_t i = head; i < n; i += head) memcpy(d + i * size, d, (n - i < head ? n - i : head) * size);
+}
+
 /* Fills every band of every output with its nodata value. */
 static void fill_nodata(const gm_job_t *job, size_t npix, void *const *outs) {
     for (uint32_t o = 0; o < job->noutputs; o++) {
         const gm_output_t *out = &job->outputs[o];
         size_t n = npix * out->bands;
+        uint16_t u16 = (uint16_t)out->nodata;
+        float f32 = (float)out->nodata;
         switch (out->dtype) {
         case GM_DT_U8: memset(outs[o], (int)out->nodata, n); break;
-        case GM_DT_U16: for (size_t i = 0; i < n; i++) ((uint16_t *)outs[o])[i] = (uint16_t)out->nodata; break;
-        case GM_DT_F32: for (size_t i = 0; i < n; i++) ((float *)outs[o])[i] = (float)out->nodata; break;
+        case GM_DT_U16: fill(outs[o], &u16, sizeof u16, n); break;
+        case GM_DT_F32: fill(outs[o], &f32, sizeof f32, n); break;
         default: assert(!"output type not produced by gm_job_plan_outputs");
         }
     }
@@ -146,17 +205,55 @@ static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) 
     }
 }
 
+/* The class multi:softprob picks, computed as XGBoost does: the first largest of the probabilities. */
+static uint32_t softprob_class_exact(gm_applier_t *self, const float *margin, uint32_t nc) {
+    gm_forest_softmax(margin, nc, self->probs);
+    return first_argmax(self->probs, nc);
+}
+
 /* The class multi:softprob picks, from the raw margins: the first largest probability. Margins order the
  * probabilities, so the largest margin decides unless an earlier class is within rounding of it; only then
  * are the probabilities computed, exactly as XGBoost does, to see which one comes first. */
 static uint32_t softprob_class(gm_applier_t *self, const float *margin, uint32_t nc) {
     uint32_t best = first_argmax(margin, nc);
+    float tol = 1e-5f * (1.0f + fabsf(margin[best]));
     for (uint32_t k = 0; k < best; k++)
-        if (margin[best] - margin[k] <= 1e-5f * (1.0f + fabsf(margin[best]))) {
-            gm_forest_softmax(margin, nc, self->probs);
-            return first_argmax(self->probs, nc);
-        }
+        if (margin[best] - margin[k] <= tol) return softprob_class_exact(self, margin, nc);
     return best;
+}
+
+#ifdef GM_APPLY_X86
+/* softprob_class of one row of 2 to 16 margins with AVX-512F, the same class by the same test: the first lane
+ * holding the largest margin, unless a lane before it has (largest - margin) <= the same tolerance, computed
+ * as softprob_class computes it. Rows with NaN go to softprob_class, whose comparisons NaN decides. */
+static inline __attribute__((always_inline, target("avx512f"))) uint32_t
+softprob_class16(gm_applier_t *self, const float *margin, uint32_t nc, __mmask16 lanes) {
+    __m512 m = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes, margin);
+    if (_mm512_mask_cmp_ps_mask(lanes, m, m, _CMP_UNORD_Q)) return softprob_class(self, margin, nc);
+    float max = _mm512_reduce_max_ps(m);
+    __m512 vmax = _mm512_set1_ps(max), tol = _mm512_set1_ps(1e-5f * (1.0f + fabsf(max)));
+    uint32_t best = (uint32_t)__builtin_ctz(_mm512_mask_cmp_ps_mask(lanes, m, vmax, _CMP_EQ_OQ));
+    __mmask16 near = _mm512_mask_cmp_ps_mask(lanes, _mm512_sub_ps(vmax, m), tol, _CMP_LE_OQ);
+    return near & ((1u << best) - 1) ? softprob_class_exact(self, margin, nc) : best;
+}
+
+/* softprob_classes with AVX-512F, for 2 to 16 classes. */
+__attribute__((target("avx512f"))) static void softprob_classes16(gm_applier_t *self, const float *margins, size_t n,
+                                                                  uint32_t nc, uint16_t *classes) {
+    __mmask16 lanes = (__mmask16)((1u << nc) - 1);
+    for (size_t i = 0; i < n; i++) classes[i] = (uint16_t)softprob_class16(self, margins + i * nc, nc, lanes);
+}
+#endif
+
+/* The softprob_class of each of 'n' rows of 'nc' margins, into 'classes'. */
+static void softprob_classes(gm_applier_t *self, const float *margins, size_t n, uint32_t nc, uint16_t *classes) {
+#ifdef GM_APPLY_X86
+    if (self->avx512 && nc <= 16) {
+        softprob_classes16(self, margins, n, nc, classes);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) classes[i] = (uint16_t)softprob_class(self, margins + i * nc, nc);
 }
 
 /* Runs model 'm' on 'n' gathered rows (raw margins when 'margin'). Returns 0, or -1 with 'err'. */
@@ -198,46 +295,54 @@ static int run_predict(gm_applier_t *self, size_t nvalid, size_t npix, void *con
     return 0;
 }
 
-/* Writes the class summaries of 'n' pixels from their votes. */
+/* Writes the share of the models that voted for each class of 'n' pixels into 'prob', one band per class
+ * (band by band: each band's writes go in order). */
+static void write_shares(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, float *prob) {
+    uint32_t nc = self->job->nclass;
+    for (uint32_t k = 0; k < nc; k++) {
+        float *band = prob + (size_t)k * npix;
+        const uint16_t *v = self->votes + k;
+        for (size_t i = 0; i < n; i++) band[index[i]] = self->share[v[i * nc]];
+    }
+}
+
+/* Writes the class summaries of 'n' pixels from their votes, through the applier's per-vote-count tables. */
 static void summarise_classes(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, void *const *outs) {
     const gm_job_t *job = self->job;
     uint32_t nc = job->nclass;
-    double total = (double)self->nmodels;
+    for (uint32_t o = 0; o < job->noutputs; o++)
+        if (job->outputs[o].role == GM_ROLE_PROBABILITY) write_shares(self, index, n, npix, outs[o]);
     for (size_t i = 0; i < n; i++) {
         const uint16_t *v = self->votes + i * nc;
         size_t p = index[i];
-        uint32_t best = 0, second = nc > 1 ? 1 : 0;
-        double entropy = 0;
-        for (uint32_t k = 0; k < nc; k++) {
-            if (v[k] > v[best]) best = k;
-            if (v[k]) {
-                double q = v[k] / total;
-                entropy -= q * log2(q);
-            }
+        double entropy = 0; /* minus the sum of q log2(q), in class order; a class without votes subtracts +0 */
+        for (uint32_t k = 0; k < nc; k++) entropy -= self->plogp[v[k]];
+        /* best: the first class with the most votes, 'top' of them; 'next': the most votes of any other class */
+        uint32_t best = 0, top = v[0], next = 0;
+        for (uint32_t k = 1; k < nc; k++) {
+            uint32_t x = v[k];
+            next = x > top ? top : x > next ? x : next;
+            best = x > top ? k : best;
+            top = x > top ? x : top;
         }
-        second = best == 0 ? 1 : 0;
-        for (uint32_t k = 0; k < nc; k++)
-            if (k != best && v[k] > v[second]) second = k;
         for (uint32_t o = 0; o < job->noutputs; o++) {
             const gm_output_t *out = &job->outputs[o];
             switch (out->role) {
-            case GM_ROLE_PROBABILITY:
-                for (uint32_t k = 0; k < nc; k++) ((float *)outs[o])[(size_t)k * npix + p] = (float)(v[k] / total);
-                break;
             case GM_ROLE_CLASS: put_class(out->dtype, outs[o], p, best); break;
             case GM_ROLE_ENTROPY: ((float *)outs[o])[p] = (float)(entropy == 0 ? 0.0 : entropy); break;
-            case GM_ROLE_CONFUSION: ((float *)outs[o])[p] = (float)(1.0 - (v[best] - v[second]) / total); break;
+            case GM_ROLE_CONFUSION: ((float *)outs[o])[p] = self->confusion[top - next]; break;
             case GM_ROLE_NPROB_CLASS:
             case GM_ROLE_NPROB_PROB: {
                 /* rank r: most votes among classes not yet ranked, the lower code on ties */
-                uint64_t taken[1024] = {0};
+                uint64_t taken[1024];
+                memset(taken, 0, (nc + 63) / 64 * sizeof *taken);
                 for (uint32_t r = 0; r < out->bands; r++) {
                     uint32_t pick = UINT32_MAX;
                     for (uint32_t k = 0; k < nc; k++)
                         if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || v[k] > v[pick])) pick = k;
                     taken[pick / 64] |= 1ull << (pick % 64);
                     if (out->role == GM_ROLE_NPROB_CLASS) put_class(out->dtype, outs[o], (size_t)r * npix + p, pick);
-                    else ((float *)outs[o])[(size_t)r * npix + p] = (float)(v[pick] / total);
+                    else ((float *)outs[o])[(size_t)r * npix + p] = self->share[v[pick]];
                 }
                 break;
             }
@@ -283,6 +388,17 @@ static void summarise_values(gm_applier_t *self, const uint32_t *index, size_t n
     }
 }
 
+/* The class of each of 'n' rows of one model's output 'pred' (margins for softprob), into 'classes'. */
+static void model_classes(gm_applier_t *self, transform_t t, const float *pred, size_t n, uint16_t *classes) {
+    uint32_t nc = self->job->nclass;
+    if (t == OUT_SOFTPROB) {
+        softprob_classes(self, pred, n, nc, classes);
+        return;
+    }
+    size_t per_row = t == OUT_SOFTMAX ? nc : 1;
+    for (size_t i = 0; i < n; i++) classes[i] = (uint16_t)classify_row(self, t, pred + i * per_row);
+}
+
 /* Every model on the valid pixels, CHUNK at a time: votes or values, realisations, then the summaries. */
 static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *const *outs, char *err) {
     const gm_job_t *job = self->job;
@@ -298,24 +414,48 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
             int margins = cls && t == OUT_SOFTPROB;
             if (predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
                 return -1;
-            size_t per_row = (t == OUT_SOFTPROB || t == OUT_SOFTMAX) ? job->nclass : 1;
             int32_t ro = self->realisation_of[m];
-            for (size_t i = 0; i < n; i++) {
-                if (cls) {
-                    uint32_t c = margins ? softprob_class(self, pred + i * per_row, job->nclass)
-                                         : classify_row(self, t, pred + i * per_row);
-                    self->votes[i * job->nclass + c]++;
-                    if (ro >= 0) put_class(job->outputs[ro].dtype, outs[ro], index[i], c);
-                } else {
-                    self->values[i * self->nmodels + m] = pred[i];
-                    if (ro >= 0) ((float *)outs[ro])[index[i]] = pred[i];
-                }
+            if (cls) {
+                uint16_t *c = self->classes;
+                model_classes(self, t, pred, n, c);
+                for (size_t i = 0; i < n; i++) self->votes[i * job->nclass + c[i]]++;
+                if (ro >= 0)
+                    for (size_t i = 0; i < n; i++) put_class(job->outputs[ro].dtype, outs[ro], index[i], c[i]);
+            } else {
+                for (size_t i = 0; i < n; i++) self->values[i * self->nmodels + m] = pred[i];
+                if (ro >= 0)
+                    for (size_t i = 0; i < n; i++) ((float *)outs[ro])[index[i]] = pred[i];
             }
         }
         if (cls) summarise_classes(self, index, n, npix, outs);
         else summarise_values(self, index, n, npix, outs);
     }
     return 0;
+}
+
+/* Lists in self->index the pixels of the block where no band is NaN, in order. Returns how many. */
+static size_t list_valid(gm_applier_t *self, const float *planes, size_t npix, uint32_t nb) {
+    uint8_t *has_nan = self->has_nan;
+    memset(has_nan, 0, npix);
+    for (uint32_t b = 0; b < nb; b++) {
+        const float *plane = planes + (size_t)b * npix;
+        for (size_t p = 0; p < npix; p++) has_nan[p] |= isnan(plane[p]) != 0;
+    }
+    size_t n = 0;
+    for (size_t p = 0; p < npix; p++) { /* n <= p: the write past the last valid pixel stays in the array */
+        self->index[n] = (uint32_t)p;
+        n += !has_nan[p];
+    }
+    return n;
+}
+
+/* Copies the bands of the 'n' listed pixels into dense rows of 'nb' values. */
+static void gather_rows(gm_applier_t *self, const float *planes, size_t npix, uint32_t nb, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float *row = self->rows + i * nb;
+        const float *band0 = planes + self->index[i];
+        for (uint32_t b = 0; b < nb; b++) row[b] = band0[(size_t)b * npix];
+    }
 }
 
 int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t h, void *const *outs, char *err) {
@@ -329,21 +469,15 @@ int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t
         uint32_t *index = realloc(self->index, npix * sizeof(uint32_t));
         if (!index) return gm_err(err, "out of memory for a %ux%u block", w, h);
         self->index = index;
+        uint8_t *has_nan = realloc(self->has_nan, npix);
+        if (!has_nan) return gm_err(err, "out of memory for a %ux%u block", w, h);
+        self->has_nan = has_nan;
         self->cap = npix;
     }
-    /* Gather the pixels where every band is valid into dense rows. */
-    size_t nvalid = 0;
-    for (size_t p = 0; p < npix; p++) {
-        float *row = self->rows + nvalid * nb;
-        uint32_t b;
-        for (b = 0; b < nb; b++) {
-            float v = planes[(size_t)b * npix + p];
-            if (isnan(v)) break;
-            row[b] = v;
-        }
-        if (b == nb) self->index[nvalid++] = (uint32_t)p;
-    }
-    fill_nodata(job, npix, outs);
+    size_t nvalid = list_valid(self, planes, npix, nb);
+    gather_rows(self, planes, npix, nb, nvalid);
+    /* every band of every output gets a value at each valid pixel: only a block with nodata needs the fill */
+    if (nvalid < npix) fill_nodata(job, npix, outs);
     if (nvalid == 0) return 0;
     return job->mode == GM_MODE_PREDICT ? run_predict(self, nvalid, npix, outs, err)
                                         : run_summarise(self, nvalid, npix, outs, err);
@@ -359,8 +493,13 @@ void gm_applier_destroy(gm_applier_t **self_p) {
     free(self->realisation_of);
     free(self->rows);
     free(self->index);
+    free(self->has_nan);
     free(self->probs);
     free(self->votes);
+    free(self->classes);
+    free(self->share);
+    free(self->plogp);
+    free(self->confusion);
     free(self->values);
     free(self->sorted);
     free(self);
