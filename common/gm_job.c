@@ -139,6 +139,18 @@ uint32_t gm_job_blocks_per_tile(const gm_job_t *job) {
     return (across < nbx ? across : nbx) * (down < nby ? down : nby);
 }
 
+uint32_t gm_job_blocks_per_tile_row(const gm_job_t *job) {
+    uint32_t down = blocks_along(job->tile, job->block_h), nby = gm_job_blocks_y(job);
+    return gm_job_blocks_x(job) * (down < nby ? down : nby);
+}
+
+uint32_t gm_job_min_inflight(const gm_job_t *job) {
+    int nested = job->tile % job->block_w == 0 && job->tile % job->block_h == 0;
+    uint32_t need = (nested ? gm_job_blocks_per_tile(job) : gm_job_blocks_per_tile_row(job)) + 1;
+    uint32_t nb = gm_job_nblocks(job);
+    return need < nb ? need : nb;
+}
+
 uint32_t gm_job_block_last_tile(const gm_job_t *job, uint32_t b) {
     uint32_t x, y, w, h;
     if (gm_job_block_window(job, b, &x, &y, &w, &h) < 0) return UINT32_MAX;

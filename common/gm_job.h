@@ -110,6 +110,11 @@ uint32_t gm_job_tiles_y(const gm_job_t *job);
 uint32_t gm_job_ntiles(const gm_job_t *job);
 /* Returns the most blocks that overlap one output tile (one more per side when misaligned). */
 uint32_t gm_job_blocks_per_tile(const gm_job_t *job);
+/* Returns the blocks one row of output tiles overlaps (full width; one more block row when misaligned). */
+uint32_t gm_job_blocks_per_tile_row(const gm_job_t *job);
+/* Returns the fewest blocks the reader must allow in flight for the writer to complete every tile: one tile's
+ * blocks and one more when blocks nest in tiles, else a tile row's blocks and one more. */
+uint32_t gm_job_min_inflight(const gm_job_t *job);
 /* Returns the last output tile (row-major index) block 'b' overlaps: the block is written once that tile is. */
 uint32_t gm_job_block_last_tile(const gm_job_t *job, uint32_t b);
 /* Fills 'order' (gm_job_nblocks entries) with every block id in the order the reader reads them: tile by tile

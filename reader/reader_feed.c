@@ -295,14 +295,14 @@ int reader_feed_begin(reader_t *r, char *err) {
             mine--;
         }
     r->last_progress = uv_now(r->loop);
-    /* the window: enough blocks to keep the workers busy while the writer completes one output tile */
-    uint32_t per_tile = gm_job_blocks_per_tile(&r->job);
+    /* the window: enough blocks to keep the workers busy while the writer completes the tiles in order */
+    uint32_t least = gm_job_min_inflight(&r->job);
     r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight
-                                          : (2 * per_tile > READER_DEFAULT_INFLIGHT ? 2 * per_tile : READER_DEFAULT_INFLIGHT);
-    if (r->max_inflight < per_tile + 1) {
-        gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks of one output tile; using %u", r->max_inflight,
-               per_tile, per_tile + 1);
-        r->max_inflight = per_tile + 1;
+                                          : (2 * least > READER_DEFAULT_INFLIGHT ? 2 * least : READER_DEFAULT_INFLIGHT);
+    if (r->max_inflight < least) {
+        gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks the writer needs to complete a tile; using %u",
+               r->max_inflight, least, least);
+        r->max_inflight = least;
     }
     /* GDAL keeps the covariates' own blocks under the tiles being read: a tile row's worth of a striped file */
     uint32_t unit = r->job.tile > r->job.block_w ? r->job.tile : r->job.block_w;

@@ -21,7 +21,11 @@ void reader_job_grid(reader_t *r, gm_job_t *job) {
     job->crs = strdup(g->crs);
     job->nbands = gm_stack_nbands(r->stacks[0]);
     job->block_w = job->block_h = pick_block(&r->opt, g);
-    job->tile = r->opt.tile;
+    /* Output tiles as large as the data's own larger tiles: blocks then nest in tiles, and the writer holds a few
+     * tiles, not rows of them (blocks larger than tiles complete tiles only a row of blocks at a time). */
+    job->tile = r->opt.tile ? r->opt.tile : !r->opt.block_size && job->block_w > 256 && job->block_w % 16 == 0
+                                                 ? job->block_w
+                                                 : 256;
 }
 
 int reader_job_build(reader_t *r, char *err) {

@@ -177,8 +177,8 @@ def sha256(path):
     return h.hexdigest()
 
 
-def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text, bindir, rc):
-    """Writes DIR/run.json: parameters, versions, per-stage timings, verdict, outputs with checksums."""
+def hash_outputs(out_dir):
+    """Returns the outputs of DIR (its .tif files, then models/ and samples/) as dicts file/bytes/sha256."""
     files = [name for name in sorted(os.listdir(out_dir))
              if name.endswith(".tif") and os.path.isfile(os.path.join(out_dir, name))]
     for sub in ("models", "samples"):
@@ -190,13 +190,22 @@ def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text,
     # hashlib lets go of the interpreter while it hashes: the files are hashed side by side
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         sums = list(pool.map(sha256, paths))
-    outputs = [{"file": f, "bytes": os.path.getsize(p), "sha256": h} for f, p, h in zip(files, paths, sums)]
+    return [{"file": f, "bytes": os.path.getsize(p), "sha256": h} for f, p, h in zip(files, paths, sums)]
+
+
+def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text, bindir, rc, outputs=None,
+                   versions_found=None):
+    """Writes DIR/run.json: parameters, versions, per-stage timings, verdict, and the outputs with checksums
+    ('outputs' from hash_outputs; None leaves them out, for a first writing before they are hashed)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    doc = {"gridmill": versions(bindir).get("gridmill", ""), "command": argv,
+    found = versions_found if versions_found is not None else versions(bindir)
+    doc = {"gridmill": found.get("gridmill", ""), "command": argv,
            "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "finished": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "wall_s": round((now - started).total_seconds(), 3), "exit_status": rc,
-           "versions": versions(bindir), "parameters": params, "stages": rows, "timeline": timeline,
-           "verdict": verdict_text, "outputs": outputs}
+           "versions": found, "parameters": params, "stages": rows, "timeline": timeline,
+           "verdict": verdict_text}
+    if outputs is not None:
+        doc["outputs"] = outputs
     tmp = os.path.join(out_dir, "run.json.part")
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1)

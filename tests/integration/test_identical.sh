@@ -33,3 +33,34 @@ check "reg.json: workers 1 and 5 give the same bytes"
 run reg_w1 reg.json --workers 1
 run reg_w5 reg.json --workers 5
 same reg_w1 reg_w5 prediction.tif
+
+check "1300 x 1100 covariates in 512-pixel tiles: 512-pixel blocks nest in 512-pixel output tiles; values as with 256"
+W=$T/wide
+make_data "$W" --size 1300 1100
+covs=("$W/cov_a.tif" "$W/cov_b.tif" "$W/cov_c.tif")
+run wide_ref softprob.json --probabilities --workers 2
+mkdir -p "$W/t512"
+for c in cov_a cov_b cov_c; do
+  gdal_translate -q -co TILED=YES -co BLOCKXSIZE=512 -co BLOCKYSIZE=512 "$W/$c.tif" "$W/t512/$c.tif"
+done
+covs=("$W/t512/cov_a.tif" "$W/t512/cov_b.tif" "$W/t512/cov_c.tif")
+run wide_t512 softprob.json --probabilities --workers 2
+"$PYTHON" - "$T/wide_ref" "$T/wide_t512" <<'PY' || fail "wide_t512: see above"
+import sys
+from osgeo import gdal
+import numpy as np
+for name in ("class.tif", "probability.tif"):
+    a, b = (gdal.Open(f"{d}/{name}") for d in sys.argv[1:3])
+    tiles = [ds.GetRasterBand(1).GetBlockSize() for ds in (a, b)]
+    assert tiles == [[256, 256], [512, 512]], f"{name}: tiles {tiles}, not 256 and 512"
+    assert np.array_equal(a.ReadAsArray(), b.ReadAsArray()), f"{name}: values differ from the 256-tile run"
+print("wide_t512: class.tif and probability.tif in 512 x 512 tiles, every value as in wide_ref")
+PY
+ok "wide_t512: output tiles follow the covariates' 512-pixel tiles; values identical"
+
+check "blocks larger than tiles and a window asked too small: the reader widens it to a row of blocks"
+covs=("$W/cov_a.tif" "$W/cov_b.tif" "$W/cov_c.tif")
+run wide_b512_w2 softprob.json --probabilities --workers 2 --block-size 512 --tile-size 256 --max-inflight 2
+grep -q "is below the 4 blocks the writer needs to complete a tile" "$GM_LOGS/wide_b512_w2.err" ||
+  fail "wide_b512_w2: no warning that the window was widened to 4 blocks"
+same wide_ref wide_b512_w2 class.tif probability.tif

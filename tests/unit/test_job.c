@@ -903,6 +903,25 @@ static void test_block_order(void **state) {
     }
 }
 
+/* The reader's least window: one tile's blocks and one more when blocks nest in tiles, else a row of tiles'
+ * blocks (larger or misaligned blocks are only written a row of tiles at a time) and one more. */
+static void test_min_inflight(void **state) {
+    (void)state;
+    /* 300 x 1000 in 128s under tiles of 256: 2 x 2 blocks a tile */
+    gm_job_t nested = {.xsize = 300, .ysize = 1000, .block_w = 128, .block_h = 128, .tile = 256};
+    assert_int_equal(gm_job_min_inflight(&nested), 5);
+    /* 1030 x 700 in 512s under tiles of 256: a row of tiles lies in one row of 3 blocks */
+    gm_job_t coarse = {.xsize = 1030, .ysize = 700, .block_w = 512, .block_h = 512, .tile = 256};
+    assert_int_equal(gm_job_blocks_per_tile_row(&coarse), 3);
+    assert_int_equal(gm_job_min_inflight(&coarse), 4);
+    /* 1000 x 1000 in 100s under tiles of 256: a row of tiles touches up to 4 rows of 10 blocks */
+    gm_job_t skew = {.xsize = 1000, .ysize = 1000, .block_w = 100, .block_h = 100, .tile = 256};
+    assert_int_equal(gm_job_min_inflight(&skew), 41);
+    /* never more than the blocks there are */
+    gm_job_t one = {.xsize = 40, .ysize = 40, .block_w = 64, .block_h = 64, .tile = 256};
+    assert_int_equal(gm_job_min_inflight(&one), 1);
+}
+
 /* A header matches the plan only with this job's id and the exact window of an existing block. */
 static void test_check_block(void **state) {
     (void)state;
@@ -2836,6 +2855,7 @@ int main(void) {
         cmocka_unit_test(test_output_bytes),
         cmocka_unit_test(test_block_plan),
         cmocka_unit_test(test_block_order),
+        cmocka_unit_test(test_min_inflight),
         cmocka_unit_test(test_check_block),
         cmocka_unit_test(test_model_format),
         cmocka_unit_test(test_compute_id),
