@@ -142,7 +142,7 @@ fi
 
 if mount_tmpfs "$T/full_predict" size=1m; then
   check "disk full while predict writes (1 MiB tmpfs, 1.3 MiB of outputs): fails naming the file, 'No space left'"
-  bad full_predict 'probability\.tif\.part: cannot write rows .*No space left on device' \
+  bad full_predict 'probability\.tif\.part: cannot write the tile at .*No space left on device' \
     "probability.tif.part and 'No space left'" "$T/full_predict/out" \
     predict --covariates "$P/cov_a.tif" "$P/cov_b.tif" "$P/cov_c.tif" --model "$P/softprob.json" \
     --probabilities --workers 2
@@ -150,7 +150,7 @@ fi
 
 if mount_tmpfs "$T/full_run" size=2m; then
   check "disk full while run writes its summaries (2 MiB tmpfs, 3.5 MiB of summaries)"
-  bad full_run '\.tif\.part: cannot write rows .*No space left on device' "a .tif.part and 'No space left'" \
+  bad full_run '\.tif\.part: cannot write the tile at .*No space left on device' "a .tif.part and 'No space left'" \
     "$T/full_run/out" run --polygons "$D/polygons.gpkg" --class-field soil --covariates "${covs[@]}" "${small[@]}"
 fi
 
