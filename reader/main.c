@@ -25,7 +25,7 @@ static const char usage[] =
     "  --acks EP             ack endpoint to bind, PULL from the writer (tcp://127.0.0.1:5557)\n"
     "  --results EP          the writer's result endpoint, told to workers (tcp://127.0.0.1:5558)\n"
     "  -bs, --block-size N   processing block side in pixels (default: the data's tile, else 256)\n"
-    "  --tile-size N         output tile side, a multiple of 16 (256, or the data's tile when larger and used as the block)\n"
+    "  --tile-size N         output tile side, a multiple of 16 (256, or the data's tile when larger)\n"
     "  --probabilities       classification: also write one probability band per class\n"
     "  --align               warp covariates on another grid onto the first one's (nearest neighbour)\n"
     "  --max-inflight N      most blocks read but not yet written (default: 32, or twice what one output tile needs)\n"
@@ -62,7 +62,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     o->tasks_ep = "tcp://127.0.0.1:5556";
     o->acks_ep = "tcp://127.0.0.1:5557";
     o->results_ep = "tcp://127.0.0.1:5558";
-    o->tile = 0; /* unset: 256, or the block when it is the data's larger tile */
+    o->tile = 0; /* unset: 256, or the data's tile when larger */
     o->io_threads = 2;
     o->iterations = 100;
     o->stall_ms = 60000;

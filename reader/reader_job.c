@@ -6,11 +6,24 @@
 #include "gm_model.h"
 #include "reader.h"
 
+/* Returns the data's tile side when it is square and 64 to 2048 pixels and smaller than the grid, else 0. */
+static uint32_t data_tile(const gm_grid_t *g) {
+    return g->block_w == g->block_h && g->block_w >= 64 && g->block_w <= 2048 && g->block_w < g->xsize ? g->block_w : 0;
+}
+
 /* Picks the processing block side: the option, else the data's square tile when it has one, else 256. */
 static uint32_t pick_block(const reader_options_t *o, const gm_grid_t *g) {
     if (o->block_size) return o->block_size;
-    if (g->block_w == g->block_h && g->block_w >= 64 && g->block_w <= 2048 && g->block_w < g->xsize) return g->block_w;
-    return 256;
+    return data_tile(g) ? data_tile(g) : 256;
+}
+
+/* Picks the output tile side: the option, else the data's tile when larger than 256 (so the data's blocks nest
+ * in output tiles, and the writer holds a few tiles, not rows of them), else 256. It does not depend on the
+ * block size, so neither do the output files. */
+static uint32_t pick_tile(const reader_options_t *o, const gm_grid_t *g) {
+    if (o->tile) return o->tile;
+    uint32_t t = data_tile(g);
+    return t > 256 && t % 16 == 0 ? t : 256;
 }
 
 void reader_job_grid(reader_t *r, gm_job_t *job) {
@@ -21,11 +34,7 @@ void reader_job_grid(reader_t *r, gm_job_t *job) {
     job->crs = strdup(g->crs);
     job->nbands = gm_stack_nbands(r->stacks[0]);
     job->block_w = job->block_h = pick_block(&r->opt, g);
-    /* Output tiles as large as the data's own larger tiles: blocks then nest in tiles, and the writer holds a few
-     * tiles, not rows of them (blocks larger than tiles complete tiles only a row of blocks at a time). */
-    job->tile = r->opt.tile ? r->opt.tile : !r->opt.block_size && job->block_w > 256 && job->block_w % 16 == 0
-                                                 ? job->block_w
-                                                 : 256;
+    job->tile = pick_tile(&r->opt, g);
 }
 
 int reader_job_build(reader_t *r, char *err) {

@@ -34,7 +34,7 @@ run reg_w1 reg.json --workers 1
 run reg_w5 reg.json --workers 5
 same reg_w1 reg_w5 prediction.tif
 
-check "1300 x 1100 covariates in 512-pixel tiles: 512-pixel blocks nest in 512-pixel output tiles; values as with 256"
+check "1300 x 1100 covariates in 512-pixel tiles: output tiles of 512 whatever the block; values as with 256"
 W=$T/wide
 make_data "$W" --size 1300 1100
 covs=("$W/cov_a.tif" "$W/cov_b.tif" "$W/cov_c.tif")
@@ -57,6 +57,8 @@ for name in ("class.tif", "probability.tif"):
 print("wide_t512: class.tif and probability.tif in 512 x 512 tiles, every value as in wide_ref")
 PY
 ok "wide_t512: output tiles follow the covariates' 512-pixel tiles; values identical"
+run wide_t512_b256 softprob.json --probabilities --workers 2 --block-size 256
+same wide_t512 wide_t512_b256 class.tif probability.tif
 
 check "blocks larger than tiles and a window asked too small: the reader widens it to a row of blocks"
 covs=("$W/cov_a.tif" "$W/cov_b.tif" "$W/cov_c.tif")
