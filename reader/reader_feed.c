@@ -297,8 +297,12 @@ int reader_feed_begin(reader_t *r, char *err) {
     r->last_progress = uv_now(r->loop);
     /* the window: enough blocks to keep the workers busy while the writer completes the tiles in order */
     uint32_t least = gm_job_min_inflight(&r->job);
-    r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight
-                                          : (2 * least > READER_DEFAULT_INFLIGHT ? 2 * least : READER_DEFAULT_INFLIGHT);
+    size_t block_bytes = (size_t)r->job.block_w * r->job.block_h * r->job.nbands * sizeof(float);
+    uint32_t window = READER_DEFAULT_INFLIGHT;
+    if (block_bytes && READER_DEFAULT_INFLIGHT_BYTES / block_bytes < window)
+        window = (uint32_t)(READER_DEFAULT_INFLIGHT_BYTES / block_bytes); /* large blocks: fewer of them */
+    if (window < 2 * least) window = 2 * least;
+    r->max_inflight = r->opt.max_inflight ? r->opt.max_inflight : window;
     if (r->max_inflight < least) {
         gm_log(GM_LOG_WARN, "--max-inflight %u is below the %u blocks the writer needs to complete a tile; using %u",
                r->max_inflight, least, least);
