@@ -49,12 +49,13 @@ int main(int argc, char **argv) {
     for (int e = 0; e < 3; e++) {
         if (mode[e]) setenv("GRIDMILL_EVALUATOR", mode[e], 1);
         m[e] = gm_model_load(bytes, len, 1, argv[1], err);
-        unsetenv("GRIDMILL_EVALUATOR");
         if (!m[e]) {
             fprintf(stderr, "evaluator: %s\n", err);
             return 1;
         }
-        if (e > 0 && strcmp(gm_model_evaluator(m[e]), "gridmill") != 0) {
+        const char *used = gm_model_evaluator(m[e]); /* built now, under this choice */
+        unsetenv("GRIDMILL_EVALUATOR");
+        if (e > 0 && strcmp(used, "gridmill") != 0) {
             fprintf(stderr, "evaluator: gridmill's evaluator does not take this model: %s\n", gm_model_evaluator(m[e]));
             return 1;
         }

@@ -15,6 +15,7 @@ struct gm_model {
     BoosterHandle booster;
     gm_model_info_t info;
     gm_forest_t *forest;     /* our evaluator, when it reproduces this model exactly; else NULL */
+    int forest_tried;        /* the forest was built, or found not to apply (on first use: a reader only inspects) */
     char why_xgboost[GM_ERR_LEN]; /* why the forest is NULL */
     float *out;              /* the forest's predictions */
     size_t out_cap;
@@ -82,6 +83,25 @@ static int inspect(gm_model_t *self, const char *what, char *err) {
     return 0;
 }
 
+/* Builds gridmill's evaluator from the booster's JSON the first time it is asked for, or says why XGBoost's
+ * predictor serves instead. */
+static void ensure_forest(gm_model_t *self) {
+    if (self->forest_tried) return;
+    self->forest_tried = 1;
+    const char *choice = getenv("GRIDMILL_EVALUATOR");
+    if (choice && !strcmp(choice, "xgboost")) {
+        snprintf(self->why_xgboost, sizeof self->why_xgboost, "GRIDMILL_EVALUATOR=xgboost");
+        return;
+    }
+    bst_ulong jlen;
+    const char *json;
+    char ferr[GM_ERR_LEN];
+    if (XGBoosterSaveModelToBuffer(self->booster, "{\"format\":\"json\"}", &jlen, &json) != 0)
+        snprintf(self->why_xgboost, sizeof self->why_xgboost, "cannot export the model as JSON");
+    else if (!(self->forest = gm_forest_from_json(json, (size_t)jlen, ferr)))
+        snprintf(self->why_xgboost, sizeof self->why_xgboost, "%s", ferr);
+}
+
 gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char *what, char *err) {
     char xe[256], nt[16];
     gm_model_t *self = calloc(1, sizeof *self);
@@ -104,18 +124,8 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
         goto fail;
     }
     if (inspect(self, what, err) < 0) goto fail;
-    const char *choice = getenv("GRIDMILL_EVALUATOR");
-    if (choice && !strcmp(choice, "xgboost")) {
-        snprintf(self->why_xgboost, sizeof self->why_xgboost, "GRIDMILL_EVALUATOR=xgboost");
-    } else {
-        bst_ulong jlen;
-        const char *json;
-        char ferr[GM_ERR_LEN];
-        if (XGBoosterSaveModelToBuffer(self->booster, "{\"format\":\"json\"}", &jlen, &json) != 0)
-            snprintf(self->why_xgboost, sizeof self->why_xgboost, "cannot export the model as JSON");
-        else if (!(self->forest = gm_forest_from_json(json, (size_t)jlen, ferr)))
-            snprintf(self->why_xgboost, sizeof self->why_xgboost, "%s", ferr);
-    }
+    /* GRIDMILL_EVALUATOR, when set, is the caller's choice for this model now: take it at once */
+    if (getenv("GRIDMILL_EVALUATOR")) ensure_forest(self);
     return self;
 fail:
     gm_model_destroy(&self);
@@ -157,13 +167,15 @@ out:
 
 const gm_model_info_t *gm_model_info(const gm_model_t *self) { return &self->info; }
 
-const char *gm_model_evaluator(const gm_model_t *self) {
+const char *gm_model_evaluator(gm_model_t *self) {
+    ensure_forest(self);
     return self->forest ? "gridmill" : self->why_xgboost;
 }
 
 int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
                      size_t *per_row, char *err) {
     char ai[256], cfg[256], xe[256];
+    ensure_forest(self);
     if (self->forest && ncols >= gm_forest_features(self->forest)) {
         size_t k = gm_forest_outputs(self->forest, margin), need = nrows * k;
         if (need > self->out_cap) {

@@ -31,8 +31,10 @@ int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t
                      size_t *per_row, char *err);
 /* Returns "gridmill" when predictions come from gridmill's own evaluator (the same bits as XGBoost's,
  * faster), else why XGBoost's predictor is used. GRIDMILL_EVALUATOR=xgboost in the environment forces
- * XGBoost's. */
-const char *gm_model_evaluator(const gm_model_t *self);
+ * XGBoost's. The evaluator is built on the first call of this or gm_model_predict, not by gm_model_load (a
+ * process that only inspects models never pays for it), unless GRIDMILL_EVALUATOR is set when the model is
+ * loaded: the choice is then taken at load. */
+const char *gm_model_evaluator(gm_model_t *self);
 /* Copies the first line of XGBoost's last error (without its time stamp and stack trace) into 'buf';
  * returns 'buf'. */
 const char *gm_model_xgb_error(char *buf, size_t cap);
