@@ -76,8 +76,8 @@ typedef struct {
     int lost;
 } peer_t;
 
-#define READER_DEFAULT_INFLIGHT 32 /* blocks read but not yet written, by default (at least two tiles' worth) */
-#define READER_DEFAULT_INFLIGHT_BYTES ((size_t)256 << 20) /* ... and at most this many bytes of them, if fewer */
+#define READER_DEFAULT_INFLIGHT 32 /* blocks read but not yet written, by default ... */
+#define READER_DEFAULT_INFLIGHT_BYTES ((size_t)256 << 20) /* ... fewer if they hold more bytes than this */
 #define READER_PEER_TIMEOUT_MS 3000 /* a worker silent this long is taken for dead */
 
 typedef struct {

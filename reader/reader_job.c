@@ -97,8 +97,8 @@ int reader_stacks_open(reader_t *r, char *err) {
         if (!(r->stacks[i] = gm_stack_reopen(r->stacks[0], err))) return -1;
     for (uint32_t i = 0; i < o->io_threads; i++) r->free_stacks[r->nfree++] = (int)i;
     /* bound GDAL's block cache from the start: sampling reads points all over the rasters */
-    gm_stack_limit_cache(r->stacks[0], gm_stack_grid(r->stacks[0])->block_h > 256 ? gm_stack_grid(r->stacks[0])->block_h : 256,
-                         gm_stack_grid(r->stacks[0])->xsize);
+    const gm_grid_t *g = gm_stack_grid(r->stacks[0]);
+    gm_stack_limit_cache(r->stacks[0], g->block_h > 256 ? g->block_h : 256, g->xsize);
     return 0;
 }
 

@@ -193,12 +193,11 @@ def hash_outputs(out_dir):
     return [{"file": f, "bytes": os.path.getsize(p), "sha256": h} for f, p, h in zip(files, paths, sums)]
 
 
-def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text, bindir, rc, outputs=None,
-                   versions_found=None):
-    """Writes DIR/run.json: parameters, versions, per-stage timings, verdict, and the outputs with checksums
-    ('outputs' from hash_outputs; None leaves them out, for a first writing before they are hashed)."""
+def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text, found, rc, outputs=None):
+    """Writes DIR/run.json: parameters, versions ('found', from versions()), per-stage timings, verdict, and the
+    outputs with checksums ('outputs' from hash_outputs; None leaves them out, for a first writing before they
+    are hashed)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    found = versions_found if versions_found is not None else versions(bindir)
     doc = {"gridmill": found.get("gridmill", ""), "command": argv,
            "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "finished": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "wall_s": round((now - started).total_seconds(), 3), "exit_status": rc,

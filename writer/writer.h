@@ -82,7 +82,6 @@ typedef struct {
     uint8_t *seen;                    /* 1 once a block's result has been taken */
     tile_t **tiles;                   /* tiles being assembled, by index */
     uint32_t next_tile;               /* lowest tile not yet written */
-    uint32_t acked_tiles;             /* the blocks of tiles below this one are acked */
     uint32_t *ack_start, *ack_blocks; /* blocks whose last tile is t: ack_blocks[ack_start[t] .. ack_start[t + 1]) */
     int writing;                      /* tiles or the final close are being written in the thread pool */
     unsigned delay_ms;

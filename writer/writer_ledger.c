@@ -1,7 +1,7 @@
 /* writer_ledger.c -- what the writer has durably written: after every row of tiles the outputs are closed and
  * reopened (so the files on disk are whole) and DIR/.gridmill-ledger (DIR/.gridmill-ledger-J-of-W for writer
  * shard J of W) names the job and the tiles written.
- * A re-run of the same job rebuilds the outputs from those strips with the very same sequence of writes,
+ * A re-run of the same job rebuilds the outputs from those tiles with the very same sequence of writes,
  * so a resumed output is the same bytes as an uninterrupted one, and only the rest is computed again. */
 #include <cpl_string.h>
 #include <errno.h>

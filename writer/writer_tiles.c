@@ -65,23 +65,21 @@ static tile_t *get_tile(writer_t *wr, uint32_t index) {
     return t;
 }
 
-/* Acks every block whose last tile has been written, in one message. */
-static void ack_written(writer_t *wr) {
-    uint32_t from = wr->ack_start[wr->acked_tiles], to = wr->ack_start[wr->next_tile];
-    wr->acked_tiles = wr->next_tile;
-    if (to == from) return;
-    uint32_t count = to - from;
+/* Sends one ack naming 'count' blocks (little-endian uint32 ids): received (in memory) or written. */
+static void send_block_ack(writer_t *wr, const uint32_t *blocks, uint32_t count, int received) {
+    if (count == 0) return;
     unsigned char *ids = malloc((size_t)count * 4);
     if (!ids) return;
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t b = wr->ack_blocks[from + i];
-        ids[4 * i] = (unsigned char)b;
-        ids[4 * i + 1] = (unsigned char)(b >> 8);
-        ids[4 * i + 2] = (unsigned char)(b >> 16);
-        ids[4 * i + 3] = (unsigned char)(b >> 24);
-    }
-    gm_header_t h = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = count};
+    for (uint32_t i = 0; i < count; i++)
+        for (int k = 0; k < 4; k++) ids[4 * i + k] = (unsigned char)(blocks[i] >> (8 * k));
+    gm_header_t h = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = count, .received = received};
     writer_send_ack(wr, &h, ids, (size_t)count * 4);
+}
+
+/* Acks, in one message, every block whose last tile is among tiles [first, end), just written. */
+static void ack_written(writer_t *wr, uint32_t first, uint32_t end) {
+    uint32_t from = wr->ack_start[first], to = wr->ack_start[end];
+    send_block_ack(wr, wr->ack_blocks + from, to - from, 0);
 }
 
 static void do_write(uv_work_t *req) {
@@ -112,7 +110,7 @@ static void after_write(uv_work_t *req, int status) {
     } else if (wt->first < wt->end) {
         for (uint32_t t = wt->first; t < wt->end; t++) free_tile(wr, &wr->tiles[t]);
         wr->next_tile = wt->end;
-        ack_written(wr);
+        ack_written(wr, wt->first, wt->end);
         try_write(wr);
     } else {
         gm_header_t h = {.kind = GM_MSG_DONE, .job = wr->job.id};
@@ -216,15 +214,7 @@ void writer_tiles_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
         wr->seen[h->block] = 1;
         wr->received++;
         /* tell the reader at once: it no longer needs to re-issue this block if a worker is lost */
-        unsigned char *id = malloc(4);
-        if (id) {
-            id[0] = (unsigned char)h->block;
-            id[1] = (unsigned char)(h->block >> 8);
-            id[2] = (unsigned char)(h->block >> 16);
-            id[3] = (unsigned char)(h->block >> 24);
-            gm_header_t ah = {.kind = GM_MSG_ACK, .job = wr->job.id, .count = 1, .received = 1};
-            writer_send_ack(wr, &ah, id, 4);
-        }
+        send_block_ack(wr, &h->block, 1, 1);
         try_write(wr);
     }
 }
@@ -238,7 +228,7 @@ void writer_tiles_clear(writer_t *wr) {
     wr->tiles = NULL;
     wr->seen = NULL;
     wr->ack_start = wr->ack_blocks = NULL;
-    wr->ntiles = wr->nblocks = wr->next_tile = wr->acked_tiles = 0;
+    wr->ntiles = wr->nblocks = wr->next_tile = 0;
 }
 
 int writer_tiles_start(writer_t *wr, char *err) {
@@ -272,6 +262,6 @@ int writer_tiles_start(writer_t *wr, char *err) {
 void writer_tiles_resume_to(writer_t *wr, uint32_t k) {
     wr->next_tile = k;
     for (uint32_t i = 0; i < wr->ack_start[k]; i++) wr->seen[wr->ack_blocks[i]] = 1;
-    ack_written(wr);
+    ack_written(wr, 0, k);
     try_write(wr);
 }
