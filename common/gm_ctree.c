@@ -162,6 +162,30 @@ INLINE __m512i step(__m512i j, __m512 x, __m512 th) {
     return _mm512_mask_add_epi32(j, right, j, _mm512_set1_epi32(1));
 }
 
+/* Levels 0-2 of one tree (or fewer, by its depth) for 16 rows. They hold at most 4 nodes each, so each row's
+ * value and threshold are picked by blends on the outcomes of the levels above, from the tree's own entries:
+ * no table lookup and no per-lane feature index, the costliest part of a deeper level. Returns the rows'
+ * indices j at level min(depth, 3). */
+INLINE __m512i top(const float *thr, const int32_t *feat, const __m512 *x, uint32_t depth) {
+    if (depth == 0) return _mm512_setzero_si512();
+    const __m512i one = _mm512_set1_epi32(1);
+    __mmask16 r0 = _mm512_cmp_ps_mask(x[feat[0]], _mm512_set1_ps(thr[0]), _CMP_NLT_UQ);
+    if (depth == 1) return _mm512_maskz_mov_epi32(r0, one);
+    __m512 v1 = _mm512_mask_blend_ps(r0, x[feat[1]], x[feat[2]]);
+    __m512 t1 = _mm512_mask_blend_ps(r0, _mm512_set1_ps(thr[1]), _mm512_set1_ps(thr[2]));
+    __mmask16 r1 = _mm512_cmp_ps_mask(v1, t1, _CMP_NLT_UQ);
+    __m512i j = _mm512_maskz_mov_epi32(r0, _mm512_set1_epi32(2));
+    if (depth == 2) return _mm512_mask_or_epi32(j, r1, j, one);
+    /* level 2: node 2 r0 + r1, in slots 3-6 */
+    __m512 v2 = _mm512_mask_blend_ps(r0, _mm512_mask_blend_ps(r1, x[feat[3]], x[feat[4]]),
+                                     _mm512_mask_blend_ps(r1, x[feat[5]], x[feat[6]]));
+    __m512 t2 = _mm512_mask_blend_ps(r0, _mm512_mask_blend_ps(r1, _mm512_set1_ps(thr[3]), _mm512_set1_ps(thr[4])),
+                                     _mm512_mask_blend_ps(r1, _mm512_set1_ps(thr[5]), _mm512_set1_ps(thr[6])));
+    __mmask16 r2 = _mm512_cmp_ps_mask(v2, t2, _CMP_NLT_UQ);
+    j = _mm512_slli_epi32(_mm512_mask_or_epi32(j, r1, j, one), 1);
+    return _mm512_mask_or_epi32(j, r2, j, one);
+}
+
 /* Walks 2 x 16 rows (features in x[0..KP-1] and x[KP..2KP-1]) through every tree, adding leaves to acc[group]
  * and acc[groups + group]: two independent walks side by side keep the vector units busy. */
 INLINE void walk32(const gm_ctrees_t *self, const __m512 *x, __m512 *acc, const uint32_t KP) {
@@ -170,8 +194,8 @@ INLINE void walk32(const gm_ctrees_t *self, const __m512 *x, __m512 *acc, const 
         const float *thr = self->thr + (size_t)t * TABLE, *leaf = self->leaf + (size_t)t * TABLE;
         const int32_t *feat = self->feat + (size_t)t * TABLE;
         uint32_t depth = self->depth[t];
-        __m512i j0 = _mm512_setzero_si512(), j1 = _mm512_setzero_si512();
-        for (uint32_t level = 0; level < depth; level++) {
+        __m512i j0 = top(thr, feat, x, depth), j1 = top(thr, feat, x + KP, depth);
+        for (uint32_t level = 3; level < depth; level++) {
             __m512 th0, th1;
             __m512i f0, f1;
             lookup(thr, feat, level, j0, &th0, &f0);
