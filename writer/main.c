@@ -168,6 +168,10 @@ static void on_result(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     take_result(arg, msg);
 }
 
+/* How soon the writer asks again for the job once every model is saved: the reader switches to applying
+ * them within milliseconds, and a hello costs next to nothing. */
+#define RETRY_MS 10
+
 static void on_retry(uv_timer_t *t);
 
 /* Makes 'job' the current job: outputs and tiles for an apply job, a model table for a training job. */
@@ -201,7 +205,7 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
         else
             gm_log(GM_LOG_INFO, "job %016llx: waiting for %u models (%u there already); writer 0 saves them",
                    (unsigned long long)wr->job.id, wr->job.iterations, wr->models_saved);
-        if (wr->models_saved == wr->job.iterations) uv_timer_start(&wr->retry, on_retry, 100, 0);
+        if (wr->models_saved == wr->job.iterations) uv_timer_start(&wr->retry, on_retry, RETRY_MS, 0);
         return 0;
     }
     uint32_t resumed = 0, stashed = writer_ledger_stash(wr);
@@ -257,7 +261,7 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         /* every model is saved but the reader has not switched to applying them yet: ask again shortly */
         gm_job_clear(&job);
         wr->job_requested = 0;
-        uv_timer_start(&wr->retry, on_retry, 100, 0);
+        uv_timer_start(&wr->retry, on_retry, RETRY_MS, 0);
     } else if (wr->have_job && job.id == wr->job.id) {
         gm_job_clear(&job); /* the same job again: a held message is stale */
         wr->job_requested = 0;
