@@ -141,7 +141,9 @@ def main():
         vs_naive = f"{models * pixels / wall / naive_rate:.1f}× faster" if models and naive_rate else "—"
         if row == "naive":
             vs_naive = "1"
-        print(f"| {label} | {wall:.1f} | {rate} | {rss_summary(d['procs'])} | {d['cpu_pct']:.0f} | {x_floor} "
+        walls = d.get("walls", [])
+        spread = f" ({min(walls):.1f}–{max(walls):.1f})" if len(walls) > 1 else ""
+        print(f"| {label} | {wall:.1f}{spread} | {rate} | {rss_summary(d['procs'])} | {d['cpu_pct']:.0f} | {x_floor} "
               f"| {vs_naive} |")
 
     print(f"""
@@ -150,7 +152,9 @@ def main():
   naive loop an sklearn DecisionTreeClassifier(max_depth=6)), the predict rows one forest of {trees} trees
   (XGBoost: num_parallel_tree={trees}, 1 round, depth 6, eta 1, subsample 0.632, colsample_bynode 0.5, i.e.
   {trees * nclass} class trees; ranger: num.trees={trees}, max.depth=6, probability forest, same {len(open(man['forest_samples']).readlines()) - 1:,} training pixels).
-- wall: the command from start to exit (gridmill's includes sampling and training). CPU %: user + system time of
+- wall: the command from start to exit (gridmill's includes sampling and training); for the floors and gridmill's
+  rows the best of {len(m['io_run'].get('walls', [1]))} interleaved rounds, the range of the rounds in brackets (a virtual machine's
+  first touch of fresh memory can add seconds to whichever row meets it). CPU %: user + system time of
   every process of the run over the wall time (100 % = one core busy). Peak RSS: VmHWM of each process, sampled
   every 50 ms from /proc (one-process rows: /usr/bin/time -v's maximum resident set size).
 - × (a): wall time over the I/O floor's with the same outputs ((a) for the full job and (b), (a′) for the predict

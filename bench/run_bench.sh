@@ -10,20 +10,21 @@ BUILD=${BUILD:-build}
 usage() {
   cat <<EOF
 usage: bench/run_bench.sh [--size N] [--iterations N] [--workers N] [--skip-peers] [--samples-per-polygon S]
-                          [--naive-iterations K] [--timeout S] [--fresh-data]
+                          [--naive-iterations K] [--repeat R] [--timeout S] [--fresh-data]
   --size N                 study area of N x N pixels (4096)
   --iterations N           iterations of the full job, one tree each (10)
   --workers N              gridmill workers, Pool size, xgboost threads, terra cores ($(nproc), the cores)
   --skip-peers             skip the peers (c1) Python xgboost and (c2) R terra + ranger
   --samples-per-polygon S  points per polygon per iteration (20)
   --naive-iterations K     run only K of the N iterations of the naive loop and extrapolate (all N)
+  --repeat R               rounds of the I/O floors and gridmill rows, interleaved; the best of each kept (3)
   --timeout S              stop a row still running after S seconds (7200) and fail
   --fresh-data             make the study area again even if $BUILD/bench/data-N exists
 Build first (make bench does): $BUILD/gridmill-* and $BUILD/bench/io_floor.
 EOF
 }
 
-size=4096 iterations=10 workers=$(nproc) skip_peers=0 samples=20 naive_iterations="" fresh=0 timeout=7200
+size=4096 iterations=10 workers=$(nproc) skip_peers=0 samples=20 naive_iterations="" fresh=0 timeout=7200 repeat=3
 while (($#)); do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -32,13 +33,14 @@ while (($#)); do
     --skip-peers) skip_peers=1; shift ;;
     --samples-per-polygon) samples=$2; shift 2 ;;
     --naive-iterations) naive_iterations=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --fresh-data) fresh=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_bench: $1: unknown option" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in "$size" "$iterations" "$workers" "$samples" "${naive_iterations:-1}" "$timeout"; do
+for v in "$size" "$iterations" "$workers" "$samples" "${naive_iterations:-1}" "$timeout" "$repeat"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "run_bench: '$v': expected a positive integer" >&2; exit 2; }
 done
 naive_iterations=${naive_iterations:-$iterations}
@@ -109,29 +111,49 @@ mkdir -p "$res"
 # Reads the covariates once so every row starts with them in the page cache.
 cat "${covs[@]}" >/dev/null
 
-# measure ROW COMMAND...: runs one row under measure.py (wall, CPU, per-process peak RSS) on a quiet disk.
+# measure ROW COMMAND...: runs one row under measure.py (wall, CPU, per-process peak RSS) on a quiet disk; with
+# REP=k set, into ROW.k.json (best_of picks the round kept).
 measure() {
-  local row=$1
+  local row=$1 tag=$1${REP:+.$REP}
   shift
   sync
   rm -rf "${out:?}/$row"
-  log "$row: $*"
-  if ! "$PYTHON" "$root/bench/measure.py" --json "$res/$row.json" --time-v "$res/$row.time" \
-      --timeout "$timeout" -- "$@" >"$res/$row.log" 2>&1; then
-    log "$row failed; the end of $res/$row.log:"
-    tail -n 20 "$res/$row.log" >&2
+  log "$tag: $*"
+  if ! "$PYTHON" "$root/bench/measure.py" --json "$res/$tag.json" --time-v "$res/$tag.time" \
+      --timeout "$timeout" -- "$@" >"$res/$tag.log" 2>&1; then
+    log "$tag failed; the end of $res/$tag.log:"
+    tail -n 20 "$res/$tag.log" >&2
     exit 1
   fi
-  log "$row: $("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%.1f s, CPU %.0f %%" % (d["wall_s"], d["cpu_pct"]))' "$res/$row.json")"
+  log "$tag: $("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%.1f s, CPU %.0f %%" % (d["wall_s"], d["cpu_pct"]))' "$res/$tag.json")"
 }
 
-measure io_run "$bin/bench/io_floor" -q --outputs run --classes "$classes" --out "$out/io_run" "${covs[@]}"
-measure io_predict "$bin/bench/io_floor" -q --outputs predict --classes "$classes" --out "$out/io_predict" "${covs[@]}"
-measure gm_run "$root/scripts/gridmill" run -q --polygons "$data/map.gpkg" --class-field class \
-  --covariates "${covs[@]}" --iterations "$iterations" --samples-per-polygon "$samples" --seed 1 \
-  --workers "$workers" --out "$out/gm_run"
-measure gm_predict "$root/scripts/gridmill" predict -q --covariates "${covs[@]}" --model "$data/forest.json" \
-  --probabilities --workers "$workers" --out "$out/gm_predict"
+# best_of ROW: ROW.json is the round of ROW with the least wall time, with every round's wall time in "walls".
+best_of() {
+  "$PYTHON" - "$res" "$1" "$repeat" <<'PY'
+import json, sys
+res, row, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rounds = [json.load(open(f"{res}/{row}.{k}.json")) for k in range(1, n + 1)]
+best = min(rounds, key=lambda d: d["wall_s"])
+best["walls"] = [d["wall_s"] for d in rounds]
+json.dump(best, open(f"{res}/{row}.json", "w"), indent=1)
+PY
+}
+
+# A virtual machine's first touch of a page is slow (here up to 2 s of system time per GiB), and the pages a
+# row frees are handed back to the host after a while: a row that happens to write into fresh pages is
+# slowed by more than its own work. So the floors and gridmill's rows run in R interleaved rounds, and each
+# keeps its best round (the table shows the range).
+for k in $(seq 1 "$repeat"); do
+  REP=$k measure io_run "$bin/bench/io_floor" -q --outputs run --classes "$classes" --out "$out/io_run" "${covs[@]}"
+  REP=$k measure gm_run "$root/scripts/gridmill" run -q --polygons "$data/map.gpkg" --class-field class \
+    --covariates "${covs[@]}" --iterations "$iterations" --samples-per-polygon "$samples" --seed 1 \
+    --workers "$workers" --out "$out/gm_run"
+  REP=$k measure io_predict "$bin/bench/io_floor" -q --outputs predict --classes "$classes" --out "$out/io_predict" "${covs[@]}"
+  REP=$k measure gm_predict "$root/scripts/gridmill" predict -q --covariates "${covs[@]}" --model "$data/forest.json" \
+    --probabilities --workers "$workers" --out "$out/gm_predict"
+done
+for row in io_run gm_run io_predict gm_predict; do best_of "$row"; done
 measure naive "$PYTHON" "$root/bench/naive.py" --polygons "$data/map.gpkg" --class-field class \
   --covariates "${covs[@]}" --iterations "$iterations" --run-iterations "$naive_iterations" \
   --samples-per-polygon "$samples" --seed 1 --workers "$workers" --out "$out/naive" --timings "$res/naive.timings.json"
