@@ -19,6 +19,7 @@ typedef enum { OUT_REGRESSION, OUT_SOFTPROB, OUT_SOFTMAX, OUT_LOGISTIC, OUT_LOGI
 
 #define CHUNK 16384 /* valid pixels summarised at a time: bounds the per-model scratch space */
 #define FILL_HEAD 1024 /* values written one by one before fill() copies them in blocks */
+#define COLS_MAX_CLASSES 64 /* classes the by-band path takes (gm_ctree.h's GM_CTREE_MAX_GROUPS) */
 
 struct gm_applier {
     const gm_job_t *job;
@@ -26,6 +27,7 @@ struct gm_applier {
     gm_model_t **models;
     transform_t *transform; /* per model */
     float *rows;       /* valid pixels, nbands values each */
+    float *cols;       /* summarise with AVX-512: the same values by band, cols[b * cap + i] */
     uint32_t *index;   /* pixel index of each valid row */
     uint8_t *has_nan;  /* per pixel of the block: some band is NaN */
     float *probs;      /* nclass probabilities of one pixel */
@@ -237,6 +239,38 @@ softprob_class16(gm_applier_t *self, const float *margin, uint32_t nc, __mmask16
     return near & ((1u << best) - 1) ? softprob_class_exact(self, margin, nc) : best;
 }
 
+/* softprob_class of 'n' rows from margins held by class (m[k * n + i]), 16 rows at a time with AVX-512F: per
+ * lane the first class holding the largest margin, unless a class before it is within the same tolerance of
+ * it, computed as softprob_class computes it; those rows, and rows with a NaN margin, go to softprob_class. */
+__attribute__((target("avx512f"))) static void softprob_classes_cols(gm_applier_t *self, const float *m, size_t n,
+                                                                     uint32_t nc, uint16_t *classes) {
+    float row[COLS_MAX_CLASSES];
+    for (size_t i0 = 0; i0 < n; i0 += 16) {
+        __mmask16 live = (__mmask16)(n - i0 >= 16 ? 0xffff : (1u << (n - i0)) - 1), nan = 0;
+        __m512 max = _mm512_maskz_loadu_ps(live, m + i0);
+        for (uint32_t k = 1; k < nc; k++) max = _mm512_max_ps(max, _mm512_maskz_loadu_ps(live, m + (size_t)k * n + i0));
+        /* 1e-5f * (1 + |max|): the same two float operations as softprob_class's */
+        __m512 tol = _mm512_mul_ps(_mm512_set1_ps(1e-5f), _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_abs_ps(max)));
+        __m512i best = _mm512_setzero_si512();
+        __mmask16 found = 0, near = 0;
+        for (uint32_t k = 0; k < nc; k++) {
+            __m512 v = _mm512_maskz_loadu_ps(live, m + (size_t)k * n + i0);
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            __mmask16 eq = _mm512_mask_cmp_ps_mask((__mmask16)~found, v, max, _CMP_EQ_OQ);
+            best = _mm512_mask_mov_epi32(best, eq, _mm512_set1_epi32((int)k));
+            found |= eq;
+            /* a class before the first largest within tolerance of it */
+            near |= _mm512_mask_cmp_ps_mask((__mmask16)~found, _mm512_sub_ps(max, v), tol, _CMP_LE_OQ);
+        }
+        _mm512_mask_cvtepi32_storeu_epi16(classes + i0, live, best);
+        for (__mmask16 redo = (near | nan | (__mmask16)~found) & live; redo; redo &= (__mmask16)(redo - 1)) {
+            size_t i = i0 + (size_t)__builtin_ctz(redo);
+            for (uint32_t k = 0; k < nc; k++) row[k] = m[(size_t)k * n + i];
+            classes[i] = (uint16_t)softprob_class(self, row, nc);
+        }
+    }
+}
+
 /* softprob_classes with AVX-512F, for 2 to 16 classes. */
 __attribute__((target("avx512f"))) static void softprob_classes16(gm_applier_t *self, const float *margins, size_t n,
                                                                   uint32_t nc, uint16_t *classes) {
@@ -412,12 +446,28 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
             transform_t t = self->transform[m];
             /* softprob classes come from the margins: no exponentials for the common case */
             int margins = cls && t == OUT_SOFTPROB;
-            if (predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
+            int by_band = 0;
+#ifdef GM_APPLY_X86
+            if (margins && self->cols && job->nclass <= COLS_MAX_CLASSES) {
+                /* margins by class from the values by band: no gathers, no per-row stores, classes 16 rows at once */
+                size_t groups;
+                by_band = gm_model_margins_cols(self->models[m], self->cols + start, self->cap, n, &pred, &groups, err);
+                if (by_band < 0) return -1;
+                if (by_band && groups != job->nclass)
+                    return gm_err(err, "model %u gave %zu margins per pixel, %u expected", m + 1, groups, job->nclass);
+            }
+#endif
+            if (!by_band &&
+                predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
                 return -1;
             int32_t ro = self->realisation_of[m];
             if (cls) {
                 uint16_t *c = self->classes;
-                model_classes(self, t, pred, n, c);
+#ifdef GM_APPLY_X86
+                if (by_band) softprob_classes_cols(self, pred, n, job->nclass, c);
+                else
+#endif
+                    model_classes(self, t, pred, n, c);
                 for (size_t i = 0; i < n; i++) self->votes[i * job->nclass + c[i]]++;
                 if (ro >= 0)
                     for (size_t i = 0; i < n; i++) put_class(job->outputs[ro].dtype, outs[ro], index[i], c[i]);
@@ -458,6 +508,15 @@ static void gather_rows(gm_applier_t *self, const float *planes, size_t npix, ui
     }
 }
 
+/* Copies the bands of the 'n' listed pixels into self->cols, band by band. */
+static void gather_cols(gm_applier_t *self, const float *planes, size_t npix, uint32_t nb, size_t n) {
+    for (uint32_t b = 0; b < nb; b++) {
+        float *col = self->cols + (size_t)b * self->cap;
+        const float *band = planes + (size_t)b * npix;
+        for (size_t i = 0; i < n; i++) col[i] = band[self->index[i]];
+    }
+}
+
 int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t h, void *const *outs, char *err) {
     const gm_job_t *job = self->job;
     size_t npix = (size_t)w * h;
@@ -472,10 +531,16 @@ int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t
         uint8_t *has_nan = realloc(self->has_nan, npix);
         if (!has_nan) return gm_err(err, "out of memory for a %ux%u block", w, h);
         self->has_nan = has_nan;
+        if (self->avx512 && job->mode == GM_MODE_SUMMARISE && job->kind == GM_KIND_CLASSIFICATION) {
+            float *cols = realloc(self->cols, npix * nb * sizeof(float));
+            if (!cols) return gm_err(err, "out of memory for a %ux%u block", w, h);
+            self->cols = cols;
+        }
         self->cap = npix;
     }
     size_t nvalid = list_valid(self, planes, npix, nb);
     gather_rows(self, planes, npix, nb, nvalid);
+    if (self->cols) gather_cols(self, planes, npix, nb, nvalid);
     /* every band of every output gets a value at each valid pixel: only a block with nodata needs the fill */
     if (nvalid < npix) fill_nodata(job, npix, outs);
     if (nvalid == 0) return 0;
@@ -492,6 +557,7 @@ void gm_applier_destroy(gm_applier_t **self_p) {
     free(self->transform);
     free(self->realisation_of);
     free(self->rows);
+    free(self->cols);
     free(self->index);
     free(self->has_nan);
     free(self->probs);

@@ -249,6 +249,33 @@ INLINE int rows32(const gm_ctrees_t *self, const float *r, uint32_t n, uint32_t 
     return skipped;
 }
 
+/* The margins of up to 32 rows held by feature, from x + r0 (n of them), into m + r0 by group (see
+ * gm_ctrees_margins_cols). Returns -1 when a row holds a NaN. */
+INLINE int cols32(const gm_ctrees_t *self, const float *x, size_t xstride, size_t r0, uint32_t n, size_t nrows,
+                  float base, float *m, const uint32_t KP) {
+    __m512 v[2 * GM_CTREE_MAX_FEATURES], acc[2 * GM_CTREE_MAX_GROUPS];
+    uint32_t G = self->groups, n0 = n < 16 ? n : 16;
+    __mmask16 live0 = (__mmask16)((1u << n0) - 1), live1 = (__mmask16)((1u << (n - n0)) - 1), nan = 0;
+    for (uint32_t k = 0; k < KP; k++) {
+        if (k >= self->nfeature) {
+            v[k] = v[KP + k] = _mm512_setzero_ps();
+            continue;
+        }
+        const float *col = x + k * xstride + r0;
+        v[k] = _mm512_maskz_loadu_ps(live0, col);
+        v[KP + k] = _mm512_maskz_loadu_ps(live1, col + 16);
+        nan |= _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v[KP + k], v[KP + k], _CMP_UNORD_Q);
+    }
+    if (nan) return -1;
+    for (uint32_t g = 0; g < 2 * G; g++) acc[g] = _mm512_set1_ps(base);
+    walk32(self, v, acc, KP);
+    for (uint32_t g = 0; g < G; g++) {
+        _mm512_mask_storeu_ps(m + g * nrows + r0, live0, acc[g]);
+        _mm512_mask_storeu_ps(m + g * nrows + r0 + 16, live1, acc[G + g]);
+    }
+    return 0;
+}
+
 /* One function per feature count rounded to a power of two, so pick() unrolls. */
 #define ROWS_KP(KP)                                                                                                  \
     static AVX512 int rows32_##KP(const gm_ctrees_t *self, const float *r, uint32_t n, uint32_t ncols, float *m) {   \
@@ -259,7 +286,35 @@ ROWS_KP(2)
 ROWS_KP(4)
 ROWS_KP(8)
 ROWS_KP(16)
+
+#define COLS_KP(KP)                                                                                                  \
+    static AVX512 int cols_##KP(const gm_ctrees_t *self, const float *x, size_t xstride, size_t n, float base,     \
+                                float *m) {                                                                          \
+        for (size_t r0 = 0; r0 < n; r0 += 32)                                                                        \
+            if (cols32(self, x, xstride, r0, n - r0 < 32 ? (uint32_t)(n - r0) : 32, n, base, m, KP) < 0) return -1;  \
+        return 0;                                                                                                    \
+    }
+COLS_KP(1)
+COLS_KP(2)
+COLS_KP(4)
+COLS_KP(8)
+COLS_KP(16)
 #endif
+
+int gm_ctrees_margins_cols(const gm_ctrees_t *self, const float *x, size_t xstride, size_t n, float base, float *m) {
+#ifdef GM_CTREE_X86
+    switch (self->kp) {
+    case 1: return cols_1(self, x, xstride, n, base, m);
+    case 2: return cols_2(self, x, xstride, n, base, m);
+    case 4: return cols_4(self, x, xstride, n, base, m);
+    case 8: return cols_8(self, x, xstride, n, base, m);
+    default: return cols_16(self, x, xstride, n, base, m);
+    }
+#else
+    (void)self, (void)x, (void)xstride, (void)n, (void)base, (void)m;
+    return -1;
+#endif
+}
 
 void gm_ctrees_margins(const gm_ctrees_t *self, const float *rows, size_t n, uint32_t ncols, float *m,
                        gm_ctree_fallback_fn fallback, const void *ctx) {

@@ -34,6 +34,11 @@ gm_ctrees_t *gm_ctrees_new(const gm_ctree_node_t *nodes, const uint32_t *start, 
  * tree order. Rows holding a NaN take 'fallback' (16 rows at a time around them). */
 void gm_ctrees_margins(const gm_ctrees_t *self, const float *rows, size_t n, uint32_t ncols, float *m,
                        gm_ctree_fallback_fn fallback, const void *ctx);
+/* The same margins for 'n' rows held by feature, x[k * xstride + i] the feature k of row i, written by group,
+ * m[g * n + i], each the sum of 'base' and the trees' leaves in tree order: contiguous loads and stores instead
+ * of gathers and per-row stores, for models of few trees. Returns 0, or -1 when a row holds a NaN (the row
+ * walk's fallback takes those): m is then not usable. */
+int gm_ctrees_margins_cols(const gm_ctrees_t *self, const float *x, size_t xstride, size_t n, float base, float *m);
 /* Frees the tables; takes NULL and sets the caller's pointer to NULL. */
 void gm_ctrees_destroy(gm_ctrees_t **self_p);
 

@@ -391,6 +391,11 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
     if (m != stack_buf) free(m);
 }
 
+int gm_forest_margins_cols(const gm_forest_t *self, const float *x, size_t xstride, size_t n, float *out) {
+    if (!self->ct) return -1;
+    return gm_ctrees_margins_cols(self->ct, x, xstride, n, self->base_margin, out);
+}
+
 void gm_forest_softmax(const float *margin, uint32_t n, float *out) {
     float wmax = margin[0];
     for (uint32_t i = 1; i < n; i++) wmax = fmaxf(margin[i], wmax);

@@ -22,6 +22,10 @@ uint32_t gm_forest_features(const gm_forest_t *self);
 /* Predicts 'n' rows of 'ncols' float32 features (ncols >= gm_forest_features) into 'out', which holds
  * n * gm_forest_outputs(self, margin) floats: raw margins (margin = 1) or the objective's transform. */
 void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out);
+/* Raw margins of 'n' rows held by feature (x[k * xstride + i], feature k of row i) into 'out' by group
+ * (out[g * n + i], n * gm_forest_outputs(self, 1) floats), the same bits as gm_forest_predict's. Returns 0, or
+ * -1 when this forest has no AVX-512 walk or a row holds a NaN: gm_forest_predict serves those. */
+int gm_forest_margins_cols(const gm_forest_t *self, const float *x, size_t xstride, size_t n, float *out);
 /* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float;
  * 'out' may be 'margin'. */
 void gm_forest_softmax(const float *margin, uint32_t n, float *out);

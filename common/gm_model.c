@@ -208,6 +208,23 @@ int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t
     return 0;
 }
 
+int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size_t nrows, const float **out,
+                          size_t *groups, char *err) {
+    ensure_forest(self);
+    if (!self->forest) return 0;
+    size_t k = gm_forest_outputs(self->forest, 1), need = nrows * k;
+    if (need > self->out_cap) {
+        float *more = realloc(self->out, need * sizeof *more);
+        if (!more) return gm_err(err, "out of memory for %zu margins", need);
+        self->out = more;
+        self->out_cap = need;
+    }
+    if (gm_forest_margins_cols(self->forest, x, xstride, nrows, self->out) < 0) return 0;
+    *out = self->out;
+    *groups = k;
+    return 1;
+}
+
 void gm_model_destroy(gm_model_t **self_p) {
     assert(self_p);
     gm_model_t *self = *self_p;
