@@ -113,6 +113,7 @@ static void on_liveness(uv_timer_t *t) {
 int reader_control_start(reader_t *r, char *err) {
     uv_timer_init(r->loop, &r->liveness);
     r->liveness.data = r;
+    r->last_progress = uv_now(r->loop); /* the stall clock starts now, not at the clock's zero */
     uv_timer_start(&r->liveness, on_liveness, 500, 500);
     if (!reader_is_primary(r)) return 0; /* workers fetch the job from shard 0; this one only reads blocks */
     r->control = gm_sock_new(r->loop, r->zctx, ZMQ_ROUTER, "control", err);

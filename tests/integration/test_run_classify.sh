@@ -85,3 +85,16 @@ assert_no_stages density
 oracle density_samples check_samples.py "$out2" --polygons "$D/polygons.gpkg:soil_map" --covariates "${covs[@]}" \
   --class-field soil --sample-density 12 --min-samples 15 --gdal-points 10
 oracle density_summaries check_run.py "$out2" --iterations 2 --covariates "${covs[@]}"
+
+check "an undisturbed run re-issues nothing, even with its training tasks still out at the reader's first check"
+# Workers slowed to 700 ms a task hold the training tasks past the reader's first liveness check (0.5 s after
+# it starts); a stall clock that did not start with the reader took them for stalled and sent them again.
+out3=$T/slow_workers
+GRIDMILL_DEBUG_DELAY_MS_WORKER=700 run_gridmill slow_workers run --polygons "$D/polygons.gpkg" --class-field soil \
+  --covariates "${covs[@]}" --out "$out3" --iterations 2 --samples-per-polygon 5 --seed 3 --workers 2
+expect_success slow_workers
+if grep -q "re-issuing" "$GM_LOGS/slow_workers.err"; then
+  grep "re-issuing" "$GM_LOGS/slow_workers.err" | sed 's/^/   | /' >&2
+  fail "slow_workers: tasks were re-issued in an undisturbed run"
+fi
+ok "slow_workers: no task re-issued"
