@@ -139,10 +139,85 @@ static void grid_extent(const gm_grid_t *g, double ext[4]) {
     }
 }
 
+/* ---- covariate values at points ---- */
+
+#define WINDOWS 8                   /* windows kept */
+#define WINDOW_BYTES ((size_t)2 << 20) /* at most this much per window, every band */
+
+/* Square windows of every band, aligned on a grid of their side, read whole and kept (the least recently
+ * used goes), so that a point costs a lookup instead of one GDAL read per band: points come polygon after
+ * polygon along a Hilbert curve, so a window serves many. Warped stacks are read pixel by pixel, as
+ * gdallocationinfo reads them: a warp's approximate transform may map a pixel differently in a window. */
+typedef struct {
+    gm_stack_t *stack;
+    uint32_t nbands, side, xsize, ysize;
+    int direct; /* read each point from GDAL */
+    struct {
+        int64_t key; /* window row * windows across + window column, -1 when empty */
+        uint32_t x0, y0, w, h;
+        uint64_t used;
+        float *v; /* nbands planes of w x h */
+    } win[WINDOWS];
+    uint64_t clock;
+} points_t;
+
+/* Sets up 'pr' for 'stack'. */
+static void points_init(points_t *pr, gm_stack_t *stack) {
+    memset(pr, 0, sizeof *pr);
+    const gm_grid_t *grid = gm_stack_grid(stack);
+    pr->stack = stack;
+    pr->nbands = gm_stack_nbands(stack);
+    pr->xsize = grid->xsize;
+    pr->ysize = grid->ysize;
+    for (pr->side = 256; pr->side > 16 && (size_t)pr->side * pr->side * pr->nbands * sizeof(float) > WINDOW_BYTES;
+         pr->side /= 2) {
+    }
+    pr->direct = gm_stack_any_warped(stack) || (size_t)pr->side * pr->side * pr->nbands * sizeof(float) > WINDOW_BYTES;
+    for (int i = 0; i < WINDOWS; i++) pr->win[i].key = -1;
+}
+
+/* Frees the windows. */
+static void points_free(points_t *pr) {
+    for (int i = 0; i < WINDOWS; i++) free(pr->win[i].v);
+}
+
+/* Reads the values of every band at pixel (col, row) into 'values' (NaN where nodata), as gm_stack_read reads
+ * them. Returns 0, or -1 with 'err'. */
+static int point_values(points_t *pr, uint32_t col, uint32_t row, float *values, char *err) {
+    if (pr->direct) return gm_stack_read(pr->stack, col, row, 1, 1, values, err);
+    uint32_t wx = col / pr->side, wy = row / pr->side, across = (pr->xsize + pr->side - 1) / pr->side;
+    int64_t key = (int64_t)wy * across + wx;
+    int at = -1, oldest = 0;
+    for (int i = 0; i < WINDOWS && at < 0; i++) {
+        if (pr->win[i].key == key) at = i;
+        else if (pr->win[i].used < pr->win[oldest].used) oldest = i;
+    }
+    if (at < 0) {
+        at = oldest;
+        if (!pr->win[at].v && !(pr->win[at].v = malloc((size_t)pr->side * pr->side * pr->nbands * sizeof(float))))
+            return gm_err(err, "out of memory for a %ux%u window of %u bands", pr->side, pr->side, pr->nbands);
+        uint32_t x0 = wx * pr->side, y0 = wy * pr->side;
+        uint32_t w = pr->xsize - x0 < pr->side ? pr->xsize - x0 : pr->side;
+        uint32_t h = pr->ysize - y0 < pr->side ? pr->ysize - y0 : pr->side;
+        pr->win[at].key = -1;
+        if (gm_stack_read(pr->stack, x0, y0, w, h, pr->win[at].v, err) < 0) return -1;
+        pr->win[at].key = key;
+        pr->win[at].x0 = x0;
+        pr->win[at].y0 = y0;
+        pr->win[at].w = w;
+        pr->win[at].h = h;
+    }
+    pr->win[at].used = ++pr->clock;
+    size_t n = (size_t)pr->win[at].w * pr->win[at].h, off = (size_t)(row - pr->win[at].y0) * pr->win[at].w + (col - pr->win[at].x0);
+    for (uint32_t b = 0; b < pr->nbands; b++) values[b] = pr->win[at].v[b * n + off];
+    return 0;
+}
+
 /* What one iteration needs for every polygon. */
 typedef struct {
     const gm_polys_t *p;
     gm_stack_t *stack;
+    points_t *points;
     const gm_sample_options_t *o;
     locator_t loc;
     double ext[4];
@@ -187,7 +262,7 @@ static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, g
             y = y0 + h * gm_rng_uniform(&rng);
             uint32_t col, row;
             if (!gm_polys_contains(s->p, i, x, y) || locate(&s->loc, x, y, &col, &row) < 0) continue;
-            if (gm_stack_read(s->stack, col, row, 1, 1, values, err) < 0) return -1;
+            if (point_values(s->points, col, row, values, err) < 0) return -1;
             found = !has_nan(values, s->nbands);
         }
         if (!found) {
@@ -278,7 +353,9 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
         return gm_err(err, "sampling: give a number of points per polygon or a density per km²");
     if (!o->per_polygon && (!isfinite(o->density_km2) || o->density_km2 < 0))
         return gm_err(err, "sampling: density %g per km² is not a positive number", o->density_km2);
-    sampler_t s = {.p = p, .stack = stack, .o = o, .nbands = gm_stack_nbands(stack)};
+    points_t points;
+    points_init(&points, stack);
+    sampler_t s = {.p = p, .stack = stack, .points = &points, .o = o, .nbands = gm_stack_nbands(stack)};
     for (uint32_t j = 0; j < k; j++)
         if (outs[j]->nbands != s.nbands)
             return gm_err(err, "sampling: the sample table has %u bands, the stack %u", outs[j]->nbands, s.nbands);
@@ -341,6 +418,7 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
         }
     rc = 0;
 out_free:
+    points_free(&points);
     free(visits);
     free(base);
     free(got);

@@ -242,6 +242,12 @@ int gm_stack_is_warped(const gm_stack_t *self, int file) {
     return file >= 0 && file < self->npaths && self->src[file] != NULL;
 }
 
+int gm_stack_any_warped(const gm_stack_t *self) {
+    for (int i = 0; i < self->npaths; i++)
+        if (self->src[i]) return 1;
+    return 0;
+}
+
 /* Returns the bytes of decoded blocks one band needs in GDAL's cache so that reading it in windows 'rows'
  * pixels high, moving right across 'cols' pixels at a time, decodes each natural block once: the natural block
  * rows one such window touches (one more when misaligned) and the first of the next; across, the natural

@@ -33,6 +33,8 @@ gm_stack_t *gm_stack_reopen(const gm_stack_t *self, char *err);
 /* Returns 1 if raster 'file' (0-based, in the order given) is read through a warped VRT onto the first
  * raster's grid, 0 otherwise. */
 int gm_stack_is_warped(const gm_stack_t *self, int file);
+/* Returns 1 if any file of the stack is read through a warp (--align), else 0. */
+int gm_stack_any_warped(const gm_stack_t *self);
 /* Sets GDAL's block cache (a process-wide setting) to what reading the grid in windows 'rows' pixels high,
  * moving right 'cols' pixels at a time, needs so that every natural block of every band, mask and warped
  * source is decoded once: per band, the natural block rows such a window touches plus the next; across, the
