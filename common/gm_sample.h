@@ -4,10 +4,11 @@
  * Every (seed, iteration, polygon) has its own random stream (gm_rng.h), so an iteration's points do not
  * depend on which iterations were computed before it, nor in which order. Polygons are drawn, and given
  * points read, in the order of their blocks along a Hilbert curve, so that GDAL's block cache reads each
- * block about once per iteration; results come back in polygon (or the caller's) order. Values are read pixel
- * by pixel with gm_stack_read and equal what `gdallocationinfo -valonly -geoloc RASTER X Y` prints: the pixel
- * is floor() of the inverse geotransform applied to (X, Y). A gm_stack_t serves one thread; a gm_polys_t may
- * be shared. */
+ * block about once per iteration; results come back in polygon (or the caller's) order. Sampled points take
+ * their values from windows of every band read whole with gm_stack_read and kept while points fall in them
+ * (pixel by pixel on warped stacks), given points pixel by pixel; either way they equal what
+ * `gdallocationinfo -valonly -geoloc RASTER X Y` prints: the pixel is floor() of the inverse geotransform
+ * applied to (X, Y). A gm_stack_t serves one thread; a gm_polys_t may be shared. */
 #ifndef GM_SAMPLE_H
 #define GM_SAMPLE_H
 
