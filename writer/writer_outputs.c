@@ -85,6 +85,7 @@ static char **creation_options(const writer_options_t *opt, const gm_job_t *job,
         co = CSLSetNameValue(co, "BLOCKXSIZE", tile);
         co = CSLSetNameValue(co, "BLOCKYSIZE", tile);
         co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+        co = CSLSetNameValue(co, "SPARSE_OK", "TRUE");
     }
     for (char **p = opt->create_options; p && *p; p++) {
         char *key = NULL;
