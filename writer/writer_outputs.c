@@ -85,7 +85,11 @@ static char **creation_options(const writer_options_t *opt, const gm_job_t *job,
         co = CSLSetNameValue(co, "BLOCKXSIZE", tile);
         co = CSLSetNameValue(co, "BLOCKYSIZE", tile);
         co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+        /* Tiles are written once each, in order: let GDAL write each when it is given (empty or not), and never
+         * fill the ones not written yet when the ledger's commit closes the file (it would write the whole
+         * file of nodata at the first commit, to be overwritten later) */
         co = CSLSetNameValue(co, "SPARSE_OK", "TRUE");
+        co = CSLSetNameValue(co, "WRITE_EMPTY_TILES_SYNCHRONOUSLY", "YES");
     }
     for (char **p = opt->create_options; p && *p; p++) {
         char *key = NULL;

@@ -29,6 +29,26 @@ for r in sp_w2 sp_w5 sp_b128 sp_b512; do
   same sp_w1 "$r" class.tif probability.tif
 done
 
+check "a first row of tiles wholly nodata: every tile still written to the file, none left sparse"
+# The writer closes its files at every commit of its ledger; a tile wholly nodata written before the first
+# commit must still reach the disk, and the tiles not yet written must not be filled in at that close.
+"$PYTHON" - "$D/cov_a.tif" "$T/cov_a_top_nodata.tif" <<'PY'
+import sys
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+ds = gdal.Translate(sys.argv[2], sys.argv[1])
+for i in range(1, ds.RasterCount + 1):
+    b = ds.GetRasterBand(i)
+    b.WriteArray(np.full((128, ds.RasterXSize), b.GetNoDataValue(), np.float32), 0, 0)
+ds = None
+PY
+mkdir -p "$T/top_nodata"
+run_gridmill top_nodata predict --covariates "$T/cov_a_top_nodata.tif" "$D/cov_b.tif" "$D/cov_c.tif" \
+  --model "$D/softprob.json" --probabilities --workers 2 --tile-size 128 --out "$T/top_nodata"
+expect_success top_nodata
+oracle top_nodata_tiles check_tiles.py "$T/top_nodata/class.tif" "$T/top_nodata/probability.tif"
+
 check "reg.json: workers 1 and 5 give the same bytes"
 run reg_w1 reg.json --workers 1
 run reg_w5 reg.json --workers 5
