@@ -17,7 +17,7 @@ while (($#)); do
     --copies) copies=$2; shift 2 ;;
     --iterations) iterations=$2; shift 2 ;;
     --workers) workers=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "user_scale: $1: unknown option (--copies K, --iterations N, --workers W)" >&2; exit 2 ;;
   esac
 done
@@ -48,16 +48,18 @@ mkdir -p "$out"
 cat "${covs[@]}" >/dev/null # every row of the benchmark starts with the covariates in the page cache
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 log "gridmill run: $iterations iterations on ${size}x${size} pixels, $workers workers"
-started=$EPOCHREALTIME
+trap 'rm -rf "$out/run"' EXIT # the outputs are 9 GB at 12288^2: never left behind
+started=$(LC_ALL=C date +%s.%N)
 "$PYTHON" "$root/bench/measure.py" --json "$out/measure.json" -- "$root/scripts/gridmill" run --verbose \
   --polygons "$data/map.gpkg" --class-field class --covariates "${covs[@]}" --iterations "$iterations" \
   --samples-per-polygon 20 --seed 1 --workers "$workers" --out "$out/run" >"$out/run.log" 2>&1 ||
   { tail -n 20 "$out/run.log" >&2; exit 1; }
 
-"$PYTHON" - "$out" "$size" "$iterations" "$workers" "$load" "$started" >"$root/bench/USER_SCALE.md" <<'PY'
+units=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["polygon_count"])' "$data/manifest.json")
+"$PYTHON" - "$out" "$size" "$iterations" "$workers" "$load" "$started" "$units" >"$out/USER_SCALE.md" <<'PY'
 import datetime, json, os, re, sys
 out, size, iterations, workers, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-start = float(sys.argv[6])
+start, units = float(sys.argv[6]), int(sys.argv[7])
 m = json.load(open(f"{out}/measure.json"))
 t = {}
 for line in open(f"{out}/run.log"):
@@ -85,13 +87,14 @@ print(f"# The user's job at the user's scale: {iterations} iterations on {size}�
 print(f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; {os.cpu_count()} × {cpu}; load average at start {load}; "
       f"{workers} workers; `bench/user_scale.sh`, one run.\n")
 print("| phase | s |\n|---|---:|")
-print(f"| start (supervisor, stages, the 9000 map units read) | {t['train'] - start:.1f} |")
+print(f"| start (supervisor, stages, the {units} map units read) | {t['train'] - start:.1f} |")
 print(f"| sampling {iterations} iterations (20 points per map unit each) and training {iterations} models | {t['trained'] - t['train']:.1f} |")
-print(f"| the pass: {px * iterations / 1e9:.1f} G pixel×models, every covariate block read once | {t['written'] - t['apply']:.1f} |")
+print(f"| switching to the pass (the writer, the workers given the {iterations} models) | {t['apply'] - t['trained']:.1f} |")
+print(f"| the pass: {px * iterations / 1e9:.3g} G pixel×models, every covariate block read once | {t['written'] - t['apply']:.1f} |")
 print(f"| the end (stages stop, {iterations} + 4 outputs hashed, report) | {end - t['written']:.1f} |")
 print(f"| **the whole job** | **{m['wall_s']:.1f}** ({m['wall_s'] / 60:.1f} min) |\n")
 print(f"CPU {m['cpu_pct']:.0f} % (100 % = one core). Peak RSS: {rss}.")
 PY
+mv "$out/USER_SCALE.md" "$root/bench/USER_SCALE.md"
 cat "$root/bench/USER_SCALE.md"
-rm -rf "$out/run"
 log "table in bench/USER_SCALE.md; log and measures in $out"

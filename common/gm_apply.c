@@ -451,7 +451,8 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
             if (margins && self->cols && job->nclass <= COLS_MAX_CLASSES) {
                 /* margins by class from the values by band: no gathers, no per-row stores, classes 16 rows at once */
                 size_t groups;
-                by_band = gm_model_margins_cols(self->models[m], self->cols + start, self->cap, n, &pred, &groups, err);
+                by_band = gm_model_margins_cols(self->models[m], self->cols + start, self->cap, n, job->nbands, &pred,
+                                                &groups, err);
                 if (by_band < 0) return -1;
                 if (by_band && groups != job->nclass)
                     return gm_err(err, "model %u gave %zu margins per pixel, %u expected", m + 1, groups, job->nclass);

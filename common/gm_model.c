@@ -208,10 +208,10 @@ int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t
     return 0;
 }
 
-int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size_t nrows, const float **out,
-                          size_t *groups, char *err) {
+int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size_t nrows, uint32_t ncols,
+                          const float **out, size_t *groups, char *err) {
     ensure_forest(self);
-    if (!self->forest) return 0;
+    if (!self->forest || ncols < gm_forest_features(self->forest)) return 0;
     size_t k = gm_forest_outputs(self->forest, 1), need = nrows * k;
     if (need > self->out_cap) {
         float *more = realloc(self->out, need * sizeof *more);

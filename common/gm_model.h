@@ -29,12 +29,13 @@ const gm_model_info_t *gm_model_info(const gm_model_t *self);
  * points at nrows * '*per_row' values, valid until the next call. Returns 0, or -1 with 'err'. */
 int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
                      size_t *per_row, char *err);
-/* Raw margins of 'nrows' rows held by feature (x[k * xstride + i], feature k of row i, k < the model's
- * features) by group: '*out' points at out[g * nrows + i] for the '*groups' margins of each row, the same bits
- * as gm_model_predict's margins, valid until the next call. Returns 1; 0 when only gm_model_predict can give
- * them (XGBoost's predictor serves, no AVX-512 walk, a row holds a NaN); -1 with 'err' when out of memory. */
-int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size_t nrows, const float **out,
-                          size_t *groups, char *err);
+/* Raw margins of 'nrows' rows of 'ncols' features held by feature (x[k * xstride + i], feature k of row i) by
+ * group: '*out' points at out[g * nrows + i] for the '*groups' margins of each row, the same bits as
+ * gm_model_predict's margins, valid until the next call. Returns 1; 0 when only gm_model_predict can give them
+ * (XGBoost's predictor serves, no AVX-512 walk, fewer columns than the model's features, a row holds a NaN);
+ * -1 with 'err' when out of memory. */
+int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size_t nrows, uint32_t ncols,
+                          const float **out, size_t *groups, char *err);
 /* Returns "gridmill" when predictions come from gridmill's own evaluator (the same bits as XGBoost's,
  * faster), else why XGBoost's predictor is used. GRIDMILL_EVALUATOR=xgboost in the environment forces
  * XGBoost's. The evaluator is built on the first call of this or gm_model_predict, not by gm_model_load (a
