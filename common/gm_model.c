@@ -172,18 +172,24 @@ const char *gm_model_evaluator(gm_model_t *self) {
     return self->forest ? "gridmill" : self->why_xgboost;
 }
 
+/* Makes room for 'need' floats of the evaluator's output in self->out. Returns 0, or -1 with 'err' naming
+ * 'what' when out of memory. */
+static int reserve_out(gm_model_t *self, size_t need, const char *what, char *err) {
+    if (need <= self->out_cap) return 0;
+    float *more = realloc(self->out, need * sizeof *more);
+    if (!more) return gm_err(err, "out of memory for %zu %s", need, what);
+    self->out = more;
+    self->out_cap = need;
+    return 0;
+}
+
 int gm_model_predict(gm_model_t *self, const float *rows, size_t nrows, uint32_t ncols, int margin, const float **out,
                      size_t *per_row, char *err) {
     char ai[256], cfg[256], xe[256];
     ensure_forest(self);
     if (self->forest && ncols >= gm_forest_features(self->forest)) {
-        size_t k = gm_forest_outputs(self->forest, margin), need = nrows * k;
-        if (need > self->out_cap) {
-            float *more = realloc(self->out, need * sizeof *more);
-            if (!more) return gm_err(err, "out of memory for %zu predictions", need);
-            self->out = more;
-            self->out_cap = need;
-        }
+        size_t k = gm_forest_outputs(self->forest, margin);
+        if (reserve_out(self, nrows * k, "predictions", err) < 0) return -1;
         gm_forest_predict(self->forest, rows, nrows, ncols, margin, self->out);
         *out = self->out;
         *per_row = k;
@@ -212,13 +218,8 @@ int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size
                           const float **out, size_t *groups, char *err) {
     ensure_forest(self);
     if (!self->forest || ncols < gm_forest_features(self->forest)) return 0;
-    size_t k = gm_forest_outputs(self->forest, 1), need = nrows * k;
-    if (need > self->out_cap) {
-        float *more = realloc(self->out, need * sizeof *more);
-        if (!more) return gm_err(err, "out of memory for %zu margins", need);
-        self->out = more;
-        self->out_cap = need;
-    }
+    size_t k = gm_forest_outputs(self->forest, 1);
+    if (reserve_out(self, nrows * k, "margins", err) < 0) return -1;
     if (gm_forest_margins_cols(self->forest, x, xstride, nrows, self->out) < 0) return 0;
     *out = self->out;
     *groups = k;

@@ -150,7 +150,7 @@ static void grid_extent(const gm_grid_t *g, double ext[4]) {
  * gdallocationinfo reads them: a warp's approximate transform may map a pixel differently in a window. */
 typedef struct {
     gm_stack_t *stack;
-    uint32_t nbands, side, xsize, ysize;
+    uint32_t nbands, side, xsize, ysize, across; /* across: windows in a row of them */
     int direct; /* read each point from GDAL */
     struct {
         int64_t key; /* window row * windows across + window column, -1 when empty */
@@ -172,6 +172,7 @@ static void points_init(points_t *pr, gm_stack_t *stack) {
     for (pr->side = 256; pr->side > 16 && (size_t)pr->side * pr->side * pr->nbands * sizeof(float) > WINDOW_BYTES;
          pr->side /= 2) {
     }
+    pr->across = (pr->xsize + pr->side - 1) / pr->side;
     pr->direct = gm_stack_any_warped(stack) || (size_t)pr->side * pr->side * pr->nbands * sizeof(float) > WINDOW_BYTES;
     for (int i = 0; i < WINDOWS; i++) pr->win[i].key = -1;
 }
@@ -185,8 +186,8 @@ static void points_free(points_t *pr) {
  * them. Returns 0, or -1 with 'err'. */
 static int point_values(points_t *pr, uint32_t col, uint32_t row, float *values, char *err) {
     if (pr->direct) return gm_stack_read(pr->stack, col, row, 1, 1, values, err);
-    uint32_t wx = col / pr->side, wy = row / pr->side, across = (pr->xsize + pr->side - 1) / pr->side;
-    int64_t key = (int64_t)wy * across + wx;
+    uint32_t wx = col / pr->side, wy = row / pr->side;
+    int64_t key = (int64_t)wy * pr->across + wx;
     int at = -1, oldest = 0;
     for (int i = 0; i < WINDOWS && at < 0; i++) {
         if (pr->win[i].key == key) at = i;
