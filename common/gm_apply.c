@@ -26,8 +26,12 @@ struct gm_applier {
     uint32_t nmodels;
     gm_model_t **models;
     transform_t *transform; /* per model */
-    float *rows;       /* valid pixels, nbands values each */
+    float *rows;       /* valid pixels, nbands values each (gathered once a model of the block needs them) */
     float *cols;       /* summarise with AVX-512: the same values by band, cols[b * cap + i] */
+    const float *planes; /* the block being applied, band-sequential */
+    int rows_ready;    /* rows hold the block's valid pixels */
+    const float *xcols; /* the valid pixels by band: cols, or the planes themselves when no pixel is nodata */
+    size_t xstride;    /* values from one band of xcols to the next: cap or the block's pixels */
     uint32_t *index;   /* pixel index of each valid row */
     uint8_t *has_nan;  /* per pixel of the block: some band is NaN */
     float *probs;      /* nclass probabilities of one pixel */
@@ -290,6 +294,8 @@ static void softprob_classes(gm_applier_t *self, const float *margins, size_t n,
     for (size_t i = 0; i < n; i++) classes[i] = (uint16_t)softprob_class(self, margins + i * nc, nc);
 }
 
+static void ensure_rows(gm_applier_t *self, size_t npix, size_t nvalid);
+
 /* Runs model 'm' on 'n' gathered rows (raw margins when 'margin'). Returns 0, or -1 with 'err'. */
 static int predict_rows_as(gm_applier_t *self, uint32_t m, const float *rows, size_t n, int margin, const float **pred,
                            char *err) {
@@ -311,6 +317,7 @@ static int predict_rows(gm_applier_t *self, uint32_t m, const float *rows, size_
 static int run_predict(gm_applier_t *self, size_t nvalid, size_t npix, void *const *outs, char *err) {
     const gm_job_t *job = self->job;
     const float *pred;
+    ensure_rows(self, npix, nvalid);
     if (predict_rows(self, 0, self->rows, nvalid, &pred, err) < 0) return -1;
     if (self->transform[0] == OUT_REGRESSION) {
         float *out = outs[0];
@@ -448,16 +455,17 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
             int margins = cls && t == OUT_SOFTPROB;
             int by_band = 0;
 #ifdef GM_APPLY_X86
-            if (margins && self->cols && job->nclass <= COLS_MAX_CLASSES) {
+            if (margins && self->xcols && job->nclass <= COLS_MAX_CLASSES) {
                 /* margins by class from the values by band: no gathers, no per-row stores, classes 16 rows at once */
                 size_t groups;
-                by_band = gm_model_margins_cols(self->models[m], self->cols + start, self->cap, n, job->nbands, &pred,
-                                                &groups, err);
+                by_band = gm_model_margins_cols(self->models[m], self->xcols + start, self->xstride, n, job->nbands,
+                                                &pred, &groups, err);
                 if (by_band < 0) return -1;
                 if (by_band && groups != job->nclass)
                     return gm_err(err, "model %u gave %zu margins per pixel, %u expected", m + 1, groups, job->nclass);
             }
 #endif
+            if (!by_band) ensure_rows(self, npix, nvalid);
             if (!by_band &&
                 predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
                 return -1;
@@ -509,6 +517,13 @@ static void gather_rows(gm_applier_t *self, const float *planes, size_t npix, ui
     }
 }
 
+/* Gathers the block's rows for the models that take them, once per block. */
+static void ensure_rows(gm_applier_t *self, size_t npix, size_t nvalid) {
+    if (self->rows_ready) return;
+    gather_rows(self, self->planes, npix, self->job->nbands, nvalid);
+    self->rows_ready = 1;
+}
+
 /* Copies the bands of the 'n' listed pixels into self->cols, band by band. */
 static void gather_cols(gm_applier_t *self, const float *planes, size_t npix, uint32_t nb, size_t n) {
     for (uint32_t b = 0; b < nb; b++) {
@@ -540,8 +555,17 @@ int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t
         self->cap = npix;
     }
     size_t nvalid = list_valid(self, planes, npix, nb);
-    gather_rows(self, planes, npix, nb, nvalid);
-    if (self->cols) gather_cols(self, planes, npix, nb, nvalid);
+    self->planes = planes;
+    self->rows_ready = 0;
+    self->xcols = NULL;
+    if (self->cols && nvalid == npix) { /* no nodata: the planes are the values by band already */
+        self->xcols = planes;
+        self->xstride = npix;
+    } else if (self->cols) {
+        gather_cols(self, planes, npix, nb, nvalid);
+        self->xcols = self->cols;
+        self->xstride = self->cap;
+    }
     /* every band of every output gets a value at each valid pixel: only a block with nodata needs the fill */
     if (nvalid < npix) fill_nodata(job, npix, outs);
     if (nvalid == 0) return 0;

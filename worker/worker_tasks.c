@@ -1,4 +1,5 @@
 /* worker_tasks.c -- pull task blocks, apply the model in the thread pool, push the results. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,8 +14,10 @@ typedef struct {
     uv_work_t req;
     worker_t *w;
     gm_header_t h;
-    float *planes;         /* task: band-sequential covariates; train: sample rows (an aligned copy) */
-    float *labels;         /* train: one label per row (an aligned copy) */
+    gm_msg_t *task;        /* the task as received: its payload frames are read in place */
+    const float *planes;   /* task: band-sequential covariates; train: sample rows */
+    const float *labels;   /* train: one label per row */
+    float *copies[2];      /* aligned copies of frames ZeroMQ handed at an address floats cannot have */
     void *model;           /* train: the trained model's bytes */
     size_t model_len;
     void *outs[GM_JOB_MAX_OUTPUTS];
@@ -112,9 +115,21 @@ static void after_predict(uv_work_t *req, int status) {
 out:
     for (uint32_t i = 0; i < GM_JOB_MAX_OUTPUTS; i++) free(p->outs[i]);
     free(p->model);
-    free(p->planes);
-    free(p->labels);
+    free(p->copies[0]);
+    free(p->copies[1]);
+    gm_msg_destroy(&p->task);
     free(p);
+}
+
+/* Frame 'i' of 'msg' as floats: in place when aligned for them, else an aligned copy in '*copy'. NULL when out of
+ * memory. */
+static const float *frame_floats(gm_msg_t *msg, size_t i, float **copy) {
+    const void *data = gm_msg_data(msg, i);
+    size_t size = gm_msg_size(msg, i);
+    if ((uintptr_t)data % _Alignof(float) == 0) return data;
+    if (!(*copy = malloc(size ? size : 1))) return NULL;
+    memcpy(*copy, data, size);
+    return *copy;
 }
 
 /* Checks a training task against the job. Returns 0, or -1 with 'err'. */
@@ -184,21 +199,21 @@ void worker_tasks_run(worker_t *w) {
         }
         p->w = w;
         p->h = h;
-        /* ZeroMQ may hand frames at any address: copy them so floats are aligned for us and XGBoost */
-        p->planes = malloc(gm_msg_size(w->held, 1));
-        if (p->planes) memcpy(p->planes, gm_msg_data(w->held, 1), gm_msg_size(w->held, 1));
-        if (h.kind == GM_MSG_TRAIN && (p->labels = malloc(gm_msg_size(w->held, 2))))
-            memcpy(p->labels, gm_msg_data(w->held, 2), gm_msg_size(w->held, 2));
+        /* the task is the job's now, read in place: the next one can come in while it runs */
+        p->task = w->held;
+        w->held = NULL;
+        p->planes = frame_floats(p->task, 1, &p->copies[0]);
+        if (h.kind == GM_MSG_TRAIN) p->labels = frame_floats(p->task, 2, &p->copies[1]);
         if (!p->planes || (h.kind == GM_MSG_TRAIN && !p->labels)) {
             for (uint32_t i = 0; i < w->job.noutputs; i++) free(p->outs[i]);
-            free(p->planes);
-            free(p->labels);
+            free(p->copies[0]);
+            free(p->copies[1]);
+            gm_msg_destroy(&p->task);
             free(p);
             gm_log(GM_LOG_ERROR, "out of memory for block %u", h.block);
             worker_finish(w, 1);
             return;
         }
-        gm_msg_destroy(&w->held); /* copied: the next task can come in while this one runs */
         p->req.data = p;
         w->busy = 1;
         uv_queue_work(w->loop, &p->req, do_predict, after_predict);
