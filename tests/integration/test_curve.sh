@@ -107,7 +107,8 @@ ok "the supervisor gave the reader --curve $K"
 probe() { # probe NAME ARGS...: a python3-zmq peer in the background, its report in $GM_LOGS/NAME.probe
   local name=$1
   shift
-  "$PYTHON" "$GM_ORACLES/curve_peer.py" "$control" "$tasks" "$PROBE_SECONDS" "$@" >"$GM_LOGS/$name.probe" 2>&1 &
+  timeout -k 2 $((PROBE_SECONDS + 10)) "$PYTHON" "$GM_ORACLES/curve_peer.py" "$control" "$tasks" "$PROBE_SECONDS" "$@" \
+    >"$GM_LOGS/$name.probe" 2>&1 &
   GM_BG_PIDS+=("$!")
   probe_pids+=("$!")
   probe_names+=("$name")

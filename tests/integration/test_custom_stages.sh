@@ -46,10 +46,11 @@ stages=(--pre-stage "$MASK_STAGE $T/mask.tif" --pre-stage-copies 2
         --stage "$PYTHON $CONFIDENT $THRESHOLD" --stage-copies 2)
 
 check "predict --probabilities, 2 workers, mask pre-stage x2, confident post-stage ($THRESHOLD) x2: equals the oracle"
-# workers slowed to 40 ms a block: the pass lasts long enough for both copies of each stage to connect and
-# get blocks (unslowed, the 20 blocks can all go through the first copy before the second has asked for the job)
-GRIDMILL_DEBUG_DELAY_MS_WORKER=40 run_gridmill staged predict --covariates "${covs[@]}" --model "$D/softprob.json" \
-  --probabilities --out "$T/staged" --workers 2 --block-size 64 "${stages[@]}"
+# 80 blocks, workers slowed to 60 ms a block: the pass lasts seconds, long enough for both copies of each stage
+# to connect and get blocks even on a slow machine (unslowed, all blocks can go through the first copy before
+# the second has asked for the job)
+GRIDMILL_DEBUG_DELAY_MS_WORKER=60 run_gridmill staged predict --covariates "${covs[@]}" --model "$D/softprob.json" \
+  --probabilities --out "$T/staged" --workers 2 --block-size 32 "${stages[@]}"
 expect_success staged
 assert_no_stages staged
 assert_no_custom_stages staged

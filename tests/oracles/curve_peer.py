@@ -76,7 +76,12 @@ def main():
             s = secured(zmq.PUSH)
             s.connect(ep)
             for m in bad:
-                s.send(m)
+                # never blocking: a peer the server refuses has its only pipe dropped, and a blocking send
+                # would then wait for ever
+                try:
+                    s.send(m, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
 
     poller = zmq.Poller()
     poller.register(ctl, zmq.POLLIN)
