@@ -112,7 +112,7 @@ bench: deps
 	$(MAKE) all $(BUILD)/bench/io_floor $(BUILD)/bench/evaluator
 	@PYTHON=$(PYTHON) BUILD=$(BUILD) bench/run_bench.sh $(BENCH_ARGS)
 	@echo "bench: evaluator against XGBoost's predictor on one core (bit-identical or it fails):"
-	@f=$$(ls -t $(BUILD)/bench/data-*/forest.json | sed -n 1p); echo "$$f"; $(BUILD)/bench/evaluator "$$f" 8 50000
+	@f=$$(cat $(BUILD)/bench/last-data)/forest.json; echo "$$f"; $(BUILD)/bench/evaluator "$$f" 8 50000
 
 # fuzz: libFuzzer (Debian's clang) on the header and job decoders, FUZZ_SECONDS long (default 60).
 FUZZ_SECONDS ?= 60

@@ -4,7 +4,8 @@
  * all its bands, as float32) and writes the block of each output with constant values. The outputs have the
  * shape, types, nodata values and creation options of gridmill's: for the full job ('run') probability.tif
  * (one float32 band per class), class.tif (uint8), entropy.tif and confusion.tif (float32); for 'predict'
- * class.tif and probability.tif. GeoTIFF, TILED=YES, 256x256 tiles, BIGTIFF=IF_SAFER, uncompressed. */
+ * class.tif and probability.tif. GeoTIFF, TILED=YES, 256x256 tiles, BIGTIFF=IF_SAFER, uncompressed; GDAL's
+ * block cache 64 MiB, as the writer's. */
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_string.h>
@@ -265,6 +266,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     GDALAllRegister();
+    /* GDAL's block cache as gridmill's writer sizes it (unless GDAL_CACHEMAX says otherwise): the blocks go to
+     * the files as they are written, not into a cache of 5 % of the memory flushed at the end */
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL)) GDALSetCacheMax64((GIntBig)64 << 20);
     int rc = io_floor_run(&opt, err);
     if (rc < 0) fprintf(stderr, "io_floor: %s\n", err);
     GDALDestroyDriverManager();
