@@ -266,8 +266,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     GDALAllRegister();
-    /* GDAL's block cache as gridmill's writer sizes it (unless GDAL_CACHEMAX says otherwise): the blocks go to
-     * the files as they are written, not into a cache of 5 % of the memory flushed at the end */
+    /* GDAL's block cache of 64 MiB, what gridmill's writer gives these outputs (unless GDAL_CACHEMAX says
+     * otherwise): the blocks go to the files as they are written, not into a cache of 5 % of the memory */
     if (!CPLGetConfigOption("GDAL_CACHEMAX", NULL)) GDALSetCacheMax64((GIntBig)64 << 20);
     int rc = io_floor_run(&opt, err);
     if (rc < 0) fprintf(stderr, "io_floor: %s\n", err);

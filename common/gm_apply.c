@@ -465,10 +465,12 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
                     return gm_err(err, "model %u gave %zu margins per pixel, %u expected", m + 1, groups, job->nclass);
             }
 #endif
-            if (!by_band) ensure_rows(self, npix, nvalid);
-            if (!by_band &&
-                predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred, err) < 0)
-                return -1;
+            if (!by_band) {
+                ensure_rows(self, npix, nvalid);
+                if (predict_rows_as(self, m, self->rows + start * job->nbands, n, margins || t == OUT_SOFTMAX, &pred,
+                                    err) < 0)
+                    return -1;
+            }
             int32_t ro = self->realisation_of[m];
             if (cls) {
                 uint16_t *c = self->classes;

@@ -33,6 +33,17 @@ static uint64_t iteration_seed(uint64_t seed, uint32_t iteration) {
     return z ^ (z >> 31);
 }
 
+/* Frees a prediction or training and everything it holds; takes NULL. */
+static void predict_free(predict_t *p) {
+    if (!p) return;
+    for (uint32_t i = 0; i < GM_JOB_MAX_OUTPUTS; i++) free(p->outs[i]);
+    free(p->model);
+    free(p->copies[0]);
+    free(p->copies[1]);
+    gm_msg_destroy(&p->task);
+    free(p);
+}
+
 static void do_predict(uv_work_t *req) {
     predict_t *p = req->data;
     if (p->h.kind == GM_MSG_TRAIN)
@@ -113,12 +124,7 @@ static void after_predict(uv_work_t *req, int status) {
     w->unsent = msg;
     flush_result(w);
 out:
-    for (uint32_t i = 0; i < GM_JOB_MAX_OUTPUTS; i++) free(p->outs[i]);
-    free(p->model);
-    free(p->copies[0]);
-    free(p->copies[1]);
-    gm_msg_destroy(&p->task);
-    free(p);
+    predict_free(p);
 }
 
 /* Frame 'i' of 'msg' as floats: in place when aligned for them, else an aligned copy in '*copy'. NULL when out of
@@ -191,8 +197,7 @@ void worker_tasks_run(worker_t *w) {
         for (uint32_t i = 0; ok && h.kind == GM_MSG_TASK && i < w->job.noutputs; i++)
             ok = (p->outs[i] = malloc(gm_job_output_bytes(&w->job.outputs[i], h.w, h.h))) != NULL;
         if (!ok) {
-            for (uint32_t i = 0; p && i < w->job.noutputs; i++) free(p->outs[i]);
-            free(p);
+            predict_free(p);
             gm_log(GM_LOG_ERROR, "out of memory for block %u", h.block);
             worker_finish(w, 1);
             return;
@@ -205,11 +210,7 @@ void worker_tasks_run(worker_t *w) {
         p->planes = frame_floats(p->task, 1, &p->copies[0]);
         if (h.kind == GM_MSG_TRAIN) p->labels = frame_floats(p->task, 2, &p->copies[1]);
         if (!p->planes || (h.kind == GM_MSG_TRAIN && !p->labels)) {
-            for (uint32_t i = 0; i < w->job.noutputs; i++) free(p->outs[i]);
-            free(p->copies[0]);
-            free(p->copies[1]);
-            gm_msg_destroy(&p->task);
-            free(p);
+            predict_free(p);
             gm_log(GM_LOG_ERROR, "out of memory for block %u", h.block);
             worker_finish(w, 1);
             return;
