@@ -196,6 +196,7 @@ void reader_finish(reader_t *r, int code) {
     gm_sock_destroy(&r->acks, 0);
     uv_signal_stop(&r->sigint);
     uv_signal_stop(&r->sigterm);
+    uv_signal_stop(&r->siglost);
     uv_timer_stop(&r->stats);
     uv_timer_stop(&r->liveness);
     uv_close((uv_handle_t *)&r->liveness, NULL);
@@ -203,6 +204,7 @@ void reader_finish(reader_t *r, int code) {
     uv_close((uv_handle_t *)&r->sampler, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->siglost, NULL);
     uv_close((uv_handle_t *)&r->stats, NULL);
 }
 
@@ -210,6 +212,14 @@ static void on_signal(uv_signal_t *h, int signum) {
     reader_t *r = h->data;
     gm_log(GM_LOG_ERROR, "interrupted by signal %d with %u of %u blocks written; stopping", signum, r->nacked, r->nblocks);
     reader_finish(r, 128 + signum);
+}
+
+/* SIGUSR1: the supervisor saw a local worker die. Readers other than shard 0 hear no heartbeats, so this is
+ * how they learn of it within a moment instead of after --stall-timeout; re-issues what the writer lacks. */
+static void on_worker_lost(uv_signal_t *h, int signum) {
+    (void)signum;
+    reader_t *r = h->data;
+    if (r->state && r->writer_ready) reader_feed_reissue(r, "a worker died (told by the supervisor)");
 }
 
 /* Writes --stats: time spent, progress and counts. */
@@ -276,6 +286,9 @@ int main(int argc, char **argv) {
     r.sigint.data = r.sigterm.data = r.stats.data = &r;
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_signal_init(r.loop, &r.siglost);
+    r.siglost.data = &r;
+    uv_signal_start(&r.siglost, on_worker_lost, SIGUSR1);
     uv_timer_start(&r.stats, on_stats, 10000, 10000);
     gm_stats_init(&r.stats_time, uv_hrtime());
     uv_timer_init(r.loop, &r.sampler);

@@ -86,6 +86,7 @@ typedef struct {
     void *zctx;
     gm_sock_t *control, *tasks, *acks;
     uv_signal_t sigint, sigterm;
+    uv_signal_t siglost;           /* SIGUSR1: the supervisor saw a worker die: re-issue what it may have held */
     uv_timer_t stats;
     gm_job_t job;
     void *job_header;              /* encoded job, served to every hello */

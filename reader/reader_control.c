@@ -105,6 +105,13 @@ static void on_liveness(uv_timer_t *t) {
     } else if (r->reissue_again_at && now >= r->reissue_again_at) {
         r->reissue_again_at = 0;
         reader_feed_reissue(r, "worker lost, its connection now closed");
+    } else if (r->opt.stall_ms && now - r->last_progress > r->opt.stall_ms && r->state && r->writer_ready &&
+               r->nacked == r->nblocks && r->done_mask != (1u << r->opt.writers) - 1) {
+        /* every block acked written, yet no writer's done: acks we could not tell from the writer's lied */
+        gm_log(GM_LOG_ERROR, "acks: every block was acked written %u s ago but the writer%s never sent done for job "
+               "%016llx: giving up (forged acks on %s?)", (unsigned)(r->opt.stall_ms / 1000),
+               r->opt.writers > 1 ? "s" : "", (unsigned long long)r->job.id, r->opt.acks_ep);
+        reader_finish(r, 1);
     } else if (r->opt.stall_ms && now - r->last_progress > r->opt.stall_ms) {
         reader_feed_reissue(r, "no progress reported");
     }

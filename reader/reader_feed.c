@@ -227,18 +227,30 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         r->dropped++;
     } else {
         const unsigned char *p = gm_msg_data(msg, 1);
+        uint32_t forged = 0;
         r->last_progress = uv_now(r->loop);
         for (uint32_t i = 0; i < h.count; i++) {
             uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
                          (uint32_t)p[4 * i + 3] << 24;
             if (b >= r->nblocks) {
+                if (!forged++) gm_log(GM_LOG_WARN, "acks: dropped an ack for block %u of %u", b, r->nblocks);
                 r->dropped++;
                 continue;
             }
-            r->ready_mask |= 1u << h.writer; /* a writer acks what it resumed before it says ready */
-            r->writer_ready = r->ready_mask == all_writers(r);
             block_state_t st = (block_state_t)r->state[b];
             if (st == BLOCK_ACKED) continue; /* duplicate, or another reader's block: nothing to retire */
+            /* A writer acks a block received only after we sent it, and written (once it said ready: before,
+             * it reports what an earlier run wrote) only after it acked it received: anything else is forged. */
+            int sent = st == BLOCK_SENT || st == BLOCK_RECEIVED;
+            if ((h.received && !sent) ||
+                (!h.received && r->writer_ready && (!sent || !(r->held_by[b] & (1u << h.writer))))) {
+                if (!forged++)
+                    gm_log(GM_LOG_WARN, "acks: dropped a \"%s\" ack for block %u, which %s",
+                           h.received ? "recv" : "written", b,
+                           !sent ? "was never sent" : "the writer never acked as received");
+                r->dropped++;
+                continue;
+            }
             r->held_by[b] |= 1u << h.writer;
             if (!h.received) r->written_by[b] |= 1u << h.writer;
             if (h.received || r->written_by[b] != all_writers(r)) {
@@ -254,6 +266,7 @@ static void on_ack(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
             r->state[b] = BLOCK_ACKED;
             r->nacked++;
         }
+        if (forged > 1) gm_log(GM_LOG_WARN, "acks: dropped %u bad block ids of one ack in all", forged);
         reader_feed_pump(r);
     }
     gm_msg_destroy(&msg);

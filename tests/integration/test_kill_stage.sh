@@ -13,6 +13,7 @@ covs=("$D/cov_a.tif" "$D/cov_b.tif" "$D/cov_c.tif")
 # 80 blocks of 128x128 with this delay per block and stage make a run last well over 5 s.
 export GRIDMILL_DEBUG_DELAY_MS=${GM_KILL_DELAY_MS:-150}
 KILL_AFTER=1.5  # seconds from the start of a run to the kill
+RUN_EXTRA=()    # more options for start_run
 
 # Starts a delayed run in the background into $T/NAME; sets SUP_PID, SUP_START (ns) and OUT.
 start_run() {
@@ -22,7 +23,7 @@ start_run() {
   echo "   \$ GRIDMILL_DEBUG_DELAY_MS=$GRIDMILL_DEBUG_DELAY_MS gridmill predict --covariates ... --model softprob.json" \
     "--probabilities --out \$T/$name --workers 2 --block-size 128 &"
   "$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$OUT" \
-    --workers 2 --block-size 128 >"$GM_LOGS/$name.out" 2>"$GM_LOGS/$name.err" &
+    --workers 2 --block-size 128 "${RUN_EXTRA[@]}" >"$GM_LOGS/$name.out" 2>"$GM_LOGS/$name.err" &
   SUP_PID=$!
   SUP_START=$(date +%s%N)
   GM_BG_PIDS+=("$SUP_PID")
@@ -117,6 +118,27 @@ for f in class.tif probability.tif; do
 done
 ok "$name: completed; class.tif and probability.tif byte-identical to the undisturbed run"
 echo "   $(grep -c 're-issuing' "$GM_LOGS/$name.err" || true) re-issue line(s) in the log"
+assert_no_stages "$name"
+
+name=kill_worker_2readers
+check "SIGKILL to a worker mid-run with --readers 2: every reader re-issues at once, done within 15 s"
+RUN_EXTRA=(--readers 2)
+start_run "$name"
+RUN_EXTRA=()
+pid=$(find_stage "$name" gridmill-worker)
+sleep_until_kill_time
+expect_running "$name"
+kill -KILL "$pid"
+killed_at=$(date +%s%N)
+echo "   killed gridmill-worker pid $pid"
+gm_wait_gone "$SUP_PID" 15 || fail "$name: supervisor still running 15 s after the kill (a reader waited for --stall-timeout?)"
+echo "   run ended $(( ($(date +%s%N) - killed_at) / 1000000 )) ms after the kill"
+sup_status
+[ "$SUP_RC" -eq 0 ] || { gm_stderr_tail "$name" >&2; fail "$name: supervisor exited $SUP_RC after the worker kill"; }
+for f in class.tif probability.tif; do
+  cmp "$T/reference/$f" "$OUT/$f" >&2 || fail "$name: $f differs from the undisturbed run"
+done
+ok "$name: completed; class.tif and probability.tif byte-identical to the undisturbed run"
 assert_no_stages "$name"
 
 for stage in gridmill-reader gridmill-writer; do
