@@ -208,10 +208,8 @@ static int install_job(writer_t *wr, gm_job_t *job, char *err) {
         if (wr->models_saved == wr->job.iterations) uv_timer_start(&wr->retry, on_retry, RETRY_MS, 0);
         return 0;
     }
-    uint32_t resumed = 0, stashed = writer_ledger_stash(wr);
-    if (writer_outputs_create(&wr->outs, &wr->opt, &wr->job, err) < 0 || writer_tiles_start(wr, err) < 0 ||
-        writer_ledger_resume(wr, stashed, &resumed, err) < 0)
-        return -1;
+    uint32_t resumed = 0;
+    if (writer_tiles_start(wr, err) < 0 || writer_ledger_resume(wr, &resumed, err) < 0) return -1;
     if (resumed) {
         gm_log(GM_LOG_INFO, "resuming: %u of %u output tiles were written by an earlier run", resumed, wr->ntiles);
         writer_tiles_resume_to(wr, resumed);

@@ -82,6 +82,8 @@ typedef struct {
     uint8_t *seen;                    /* 1 once a block's result has been taken */
     tile_t **tiles;                   /* tiles being assembled, by index */
     uint32_t next_tile;               /* lowest tile not yet written */
+    uint32_t nowned;                  /* the job's outputs this writer owns */
+    uint64_t *tile_hash;              /* tile t's hash in each owned output: [t * nowned + i], once t is written */
     uint32_t *ack_start, *ack_blocks; /* blocks whose last tile is t: ack_blocks[ack_start[t] .. ack_start[t + 1]) */
     int writing;                      /* tiles or the final close are being written in the thread pool */
     unsigned delay_ms;
@@ -93,14 +95,17 @@ typedef struct {
 int writer_options_parse(int argc, char **argv, writer_options_t *opt, char *err);
 /* Returns 1 when this writer's shard owns the job's output 'i', else 0. */
 int writer_owns_output(const writer_options_t *opt, uint32_t i);
-/* Creates every output of the job this writer owns in the output folder under temporary names (none when it
- * owns none). Returns 0, or -1 with 'err'. */
-int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err);
+/* Creates every output of the job this writer owns in the output folder under temporary names, its final name
+ * with 'suffix' (".part"; none when it owns none). Returns 0, or -1 with 'err'. */
+int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job,
+                          const char *suffix, char *err);
+/* Maps a wire sample type to GDAL's. */
+GDALDataType writer_gdal_type(gm_dtype_t dt);
 /* Writes tile 't' of every output this writer owns and flushes it from GDAL's cache, so the tiles reach the
  * files in the order they are written. Returns 0, or -1 with 'err'. Runs off the loop. */
 int writer_outputs_write_tile(writer_outputs_t *outs, const gm_job_t *job, const tile_t *t, char *err);
-/* Closes every output this writer owns and renames it to its final name. Returns 0, or -1 with 'err'. Runs off
- * the loop. */
+/* Closes every output this writer owns, flushes it to disk and renames it to its final name. Returns 0, or -1
+ * with 'err'. Runs off the loop. */
 int writer_outputs_finish(writer_outputs_t *outs, char *err);
 /* Closes and deletes whatever is still open under a temporary name (an interrupted run). */
 void writer_outputs_abandon(writer_outputs_t *outs);
@@ -108,6 +113,9 @@ void writer_outputs_abandon(writer_outputs_t *outs);
 void writer_tile_window(const gm_job_t *job, uint32_t index, tile_t *t);
 /* Returns 1 when tile 'index' is the last of its tile row (or of the raster): the ledger is committed there. */
 int writer_tile_ends_row(const gm_job_t *job, uint32_t index);
+/* Sets hash[i] to the XXH64 of tile 't' in the i-th output this writer owns: its samples band-sequential, as
+ * written (and as GDAL reads them back). */
+void writer_tile_hash(const writer_t *wr, const tile_t *t, uint64_t *hash);
 /* Prepares the tiles of an apply job (predict or summarise). Returns 0, or -1 with 'err'. */
 int writer_tiles_start(writer_t *wr, char *err);
 /* Takes one result message of the current apply job: checks it and places it in the tiles it overlaps. */
@@ -130,16 +138,15 @@ void writer_acks_close(writer_t *wr, int linger_ms);
 /* Asks the reader for the current job. */
 void writer_request_job(writer_t *wr);
 /* After the tile row ending with tile 'tiles' - 1 is written: closes and reopens every output so the files are
- * whole on disk, then records in the ledger (DIR/.gridmill-ledger, or DIR/.gridmill-ledger-J-of-W for shard J
- * of W) that 'tiles' tiles of this job are written. Returns 0, or -1 with 'err'. */
+ * whole on disk, fsyncs them, then replaces the ledger (DIR/.gridmill-ledger, or DIR/.gridmill-ledger-J-of-W for
+ * shard J of W) by one vouching for those tiles with their hashes (wr->tile_hash), fsynced. Returns 0, or -1
+ * with 'err'. */
 int writer_ledger_commit(writer_t *wr, uint32_t tiles, char *err);
-/* Before the outputs are created: if the ledger names this job, moves the earlier run's partial outputs aside
- * (NAME.tif.part.old) and returns how many tiles they hold; else 0. */
-uint32_t writer_ledger_stash(writer_t *wr);
-/* Just after the outputs were created afresh: rebuilds the 'k' tiles stashed by writer_ledger_stash from the
- * earlier run's partial outputs (same writes, so the same bytes), removes those, and sets '*resumed' to the
- * tiles rebuilt. Returns 0, or -1 with 'err'. */
-int writer_ledger_resume(writer_t *wr, uint32_t k, uint32_t *resumed, char *err);
+/* Creates the outputs of an apply job (after writer_tiles_start): afresh, or, when the ledger names this job,
+ * from the rows of tiles it vouches for that the earlier run's files still hold, checked against its hashes
+ * and rebuilt with the same writes (so the same bytes); '*resumed' is set to the tiles kept. A failure leaves
+ * the earlier run's files and ledger as they were. Returns 0, or -1 with 'err'. */
+int writer_ledger_resume(writer_t *wr, uint32_t *resumed, char *err);
 /* The job is complete: forgets the ledger. */
 void writer_ledger_remove(writer_t *wr);
 /* Interrupted: closes the outputs, keeping the partial files and the ledger for a re-run. */
@@ -147,6 +154,14 @@ void writer_ledger_keep(writer_t *wr);
 /* Marks tiles 0..k-1 written (after a resume): the blocks they complete are taken, acked, and never computed
  * again. */
 void writer_tiles_resume_to(writer_t *wr, uint32_t k);
+/* Flushes folder 'dir' (the names in it) to disk. Returns 0, or -1 with 'err'. */
+int writer_sync_dir(const char *dir, char *err);
+/* Flushes file 'path' to disk. Returns 0, or -1 with 'err'. */
+int writer_sync_file(const char *path, char *err);
+/* Tests only: with GRIDMILL_DEBUG_KILL_WRITER=POINT:N the writer SIGKILLs itself the N-th time it passes
+ * POINT (commit: the outputs synced, the ledger not yet replaced; resume-tile: a tile copied by a resume;
+ * resume-adopt: a rebuilt output renamed over NAME.part; finish: an output renamed to its final name). */
+void writer_debug_kill(const char *point);
 /* Stops the writer with exit status 'code'. */
 void writer_finish(writer_t *wr, int code);
 

@@ -15,8 +15,7 @@
 #include "gm_log.h"
 #include "writer.h"
 
-/* Maps a wire sample type to GDAL's. */
-static GDALDataType gdal_type(gm_dtype_t dt) {
+GDALDataType writer_gdal_type(gm_dtype_t dt) {
     switch (dt) {
     case GM_DT_U8: return GDT_Byte;
     case GM_DT_U16: return GDT_UInt16;
@@ -102,7 +101,8 @@ static char **creation_options(const writer_options_t *opt, const gm_job_t *job,
 
 int writer_owns_output(const writer_options_t *opt, uint32_t i) { return i % opt->shards == opt->shard; }
 
-int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job, char *err) {
+int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job,
+                          const char *suffix, char *err) {
     gm_gdal_init();
     memset(outs, 0, sizeof *outs);
     if (check_dir(opt->out_dir, err) < 0) return -1;
@@ -130,11 +130,12 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
         snprintf(path, sizeof path, "%s/%s%s%s", opt->out_dir, o->name, ext && *ext ? "." : "", ext ? ext : "");
         outs->index[k] = i;
         outs->final_path[k] = strdup(path);
-        snprintf(path, sizeof path, "%s.part", outs->final_path[k]);
+        snprintf(path, sizeof path, "%s%s", outs->final_path[k], suffix);
+        unlink(path); /* a rebuild's NAME.part.new left by a killed run is written from nothing */
         outs->tmp_path[k] = strdup(path);
         CPLErrorReset();
         GDALDatasetH ds = GDALCreate(drv, outs->tmp_path[k], (int)job->xsize, (int)job->ysize, (int)o->bands,
-                                     gdal_type(o->dtype), co);
+                                     writer_gdal_type(o->dtype), co);
         if (!ds) {
             gm_err(err, "%s: cannot create: %s", outs->tmp_path[k], gm_gdal_last_error());
             CSLDestroy(co);
@@ -162,7 +163,7 @@ int writer_outputs_write_tile(writer_outputs_t *outs, const gm_job_t *job, const
         CPLErrorReset();
         errno = 0;
         CPLErr e = GDALDatasetRasterIO(outs->ds[i], GF_Write, (int)t->x0, (int)t->y0, (int)t->w, (int)t->h,
-                                       t->buf[outs->index[i]], (int)t->w, (int)t->h, gdal_type(o->dtype),
+                                       t->buf[outs->index[i]], (int)t->w, (int)t->h, writer_gdal_type(o->dtype),
                                        (int)o->bands, NULL, 0, 0, 0);
         /* flushed band by band: the tile reaches the file now, so tiles are laid out in the order written */
         for (uint32_t b = 1; e == CE_None && b <= o->bands; b++)
@@ -201,12 +202,24 @@ int writer_outputs_finish(writer_outputs_t *outs, char *err) {
             unlink(copy);
             return gm_err(err, "%s: cannot copy to a COG: %s", outs->tmp_path[i], gm_gdal_last_error());
         }
+        if (writer_sync_file(copy, err) < 0) return -1;
         if (rename(copy, outs->tmp_path[i]) != 0)
             return gm_err(err, "%s: cannot rename to %s: %s", copy, outs->tmp_path[i], strerror(errno));
     }
+    /* every output whole on disk before the first takes its final name, and the names on disk before the
+     * ledger goes */
     for (uint32_t i = 0; i < outs->n; i++)
+        if (writer_sync_file(outs->tmp_path[i], err) < 0) return -1;
+    for (uint32_t i = 0; i < outs->n; i++) {
         if (rename(outs->tmp_path[i], outs->final_path[i]) != 0)
             return gm_err(err, "%s: cannot rename to %s: %s", outs->tmp_path[i], outs->final_path[i], strerror(errno));
+        writer_debug_kill("finish");
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", outs->n ? outs->final_path[0] : ".");
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    if (outs->n && writer_sync_dir(slash ? dir : ".", err) < 0) return -1;
     CSLDestroy(outs->cog_options);
     outs->cog_options = NULL;
     for (uint32_t i = 0; i < outs->n; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gm_hash.h"
 #include "gm_log.h"
 #include "gm_wire.h"
 #include "writer.h"
@@ -90,8 +91,10 @@ static void do_write(uv_work_t *req) {
         if (wt->rc == 0) writer_ledger_remove(wr);
         return;
     }
-    for (uint32_t t = wt->first; t < wt->end && wt->rc == 0; t++)
+    for (uint32_t t = wt->first; t < wt->end && wt->rc == 0; t++) {
         wt->rc = writer_outputs_write_tile(&wr->outs, &wr->job, wr->tiles[t], wt->err);
+        writer_tile_hash(wr, wr->tiles[t], wr->tile_hash + (size_t)t * wr->nowned);
+    }
     if (wt->rc == 0 && wt->commit) wt->rc = writer_ledger_commit(wr, wt->end, wt->err);
     if (wr->delay_ms && wt->commit) usleep(wr->delay_ms * 1000u);
 }
@@ -219,12 +222,21 @@ void writer_tiles_take(writer_t *wr, gm_msg_t *msg, const gm_header_t *h) {
     }
 }
 
+void writer_tile_hash(const writer_t *wr, const tile_t *t, uint64_t *hash) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < wr->job.noutputs; i++)
+        if (writer_owns_output(&wr->opt, i))
+            hash[k++] = gm_hash64(t->buf[i], gm_job_output_bytes(&wr->job.outputs[i], t->w, t->h), 0);
+}
+
 void writer_tiles_clear(writer_t *wr) {
     for (uint32_t i = 0; wr->tiles && i < wr->ntiles; i++) free_tile(wr, &wr->tiles[i]);
     free(wr->tiles);
     free(wr->seen);
     free(wr->ack_start);
     free(wr->ack_blocks);
+    free(wr->tile_hash);
+    wr->tile_hash = NULL;
     wr->tiles = NULL;
     wr->seen = NULL;
     wr->ack_start = wr->ack_blocks = NULL;
@@ -239,7 +251,10 @@ int writer_tiles_start(writer_t *wr, char *err) {
     wr->tiles = calloc(wr->ntiles, sizeof *wr->tiles);
     wr->ack_start = calloc((size_t)wr->ntiles + 1, sizeof *wr->ack_start);
     wr->ack_blocks = malloc((size_t)wr->nblocks * sizeof *wr->ack_blocks);
-    if (!wr->seen || !wr->tiles || !wr->ack_start || !wr->ack_blocks)
+    wr->nowned = 0;
+    for (uint32_t i = 0; i < job->noutputs; i++) wr->nowned += (uint32_t)writer_owns_output(&wr->opt, i);
+    wr->tile_hash = calloc((size_t)wr->ntiles * wr->nowned + 1, sizeof *wr->tile_hash);
+    if (!wr->seen || !wr->tiles || !wr->ack_start || !wr->ack_blocks || !wr->tile_hash)
         return gm_err(err, "out of memory for %u blocks", wr->nblocks);
     /* the blocks each tile completes (those whose last tile it is), grouped by tile */
     for (uint32_t b = 0; b < wr->nblocks; b++) wr->ack_start[gm_job_block_last_tile(job, b) + 1]++;
