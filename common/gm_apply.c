@@ -190,6 +190,14 @@ static void put_class(gm_dtype_t dt, void *plane, size_t p, uint32_t c) {
     else ((uint16_t *)plane)[p] = (uint16_t)c;
 }
 
+/* XGBoost 1.7's common::Sigmoid, operation for operation (as gm_forest.c's): the exponent clamped at 88.7,
+ * then 1 / (exp + 1 + 1e-16) in float. */
+static float xgb_sigmoid(float x) {
+    float e = 88.7f < -x ? 88.7f : -x;
+    float denom = expf(e) + 1.0f + 1e-16f;
+    return 1.0f / denom;
+}
+
 /* Turns one row of raw model output into a class, filling self->probs with the class probabilities. */
 static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) {
     uint32_t nc = self->job->nclass;
@@ -200,8 +208,8 @@ static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) 
     case OUT_SOFTMAX:
         gm_forest_softmax(r, nc, self->probs);
         return first_argmax(r, nc);
-    case OUT_LOGITRAW:
-        self->probs[1] = 1.0f / (1.0f + expf(-r[0]));
+    case OUT_LOGITRAW: /* r is the raw margin: p is what binary:logistic would give for it, the class p > 0.5 */
+        self->probs[1] = xgb_sigmoid(r[0]);
         self->probs[0] = 1.0f - self->probs[1];
         return self->probs[1] > 0.5f;
     default: /* logistic gives p, hinge gives 0 or 1 */

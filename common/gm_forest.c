@@ -11,7 +11,7 @@
 #include "gm_json.h"
 #include "gm_log.h"
 
-typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE } transform_t;
+typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE, T_EXP } transform_t;
 
 /* One node: an internal split (left >= 0) or a leaf whose value is 'value'. Children index the same tree. */
 typedef struct {
@@ -206,22 +206,38 @@ static void build_ctrees(gm_forest_t *self) {
     free(nd);
 }
 
-/* Picks the transform and the margin every row starts from, as XGBoost's objective does. */
+/* XGBoost 1.7's common::Sigmoid, operation for operation: the exponent clamped at 88.7 (so a very negative
+ * margin gives a tiny positive value, not 0), then 1 / (exp + 1 + 1e-16) in float. */
+static float xgb_sigmoid(float x) {
+    float e = 88.7f < -x ? 88.7f : -x; /* std::min(-x, 88.7f): NaN stays NaN */
+    float denom = expf(e) + 1.0f + 1e-16f;
+    return 1.0f / denom;
+}
+
+/* Picks the transform and the margin every row starts from, as XGBoost 1.7's objective does (its PredTransform
+ * and ProbToMargin of base_score, measured against python xgboost): binary:logitraw and binary:hinge start
+ * from base_score itself and give the raw margin (hinge: margin > 0); the logistic ones from
+ * -log(1 / base_score - 1) through a sigmoid; the log-link ones from log(base_score) through expf. */
 static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_score, char *err) {
-    static const char *identity[] = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "binary:logitraw"};
-    static const char *logistic[] = {"binary:logistic", "reg:logistic", "binary:logitraw"};
-    self->base_margin = base_score;
-    self->transform = T_IDENTITY;
-    int known = 0;
-    for (size_t i = 0; i < sizeof identity / sizeof *identity; i++) known |= gm_json_str_eq(name, identity[i]);
-    if (gm_json_str_eq(name, "multi:softprob")) known = 1, self->transform = T_SOFTPROB;
-    else if (gm_json_str_eq(name, "multi:softmax")) known = 1, self->transform = T_SOFTMAX;
-    else if (gm_json_str_eq(name, "binary:logistic") || gm_json_str_eq(name, "reg:logistic")) known = 1, self->transform = T_SIGMOID;
-    else if (gm_json_str_eq(name, "binary:hinge")) known = 1, self->transform = T_HINGE;
-    if (!known) return gm_err(err, "objective %.*s is left to XGBoost", name ? (int)name->len : 1, name ? name->text : "?");
-    for (size_t i = 0; i < sizeof logistic / sizeof *logistic; i++)
-        if (gm_json_str_eq(name, logistic[i])) self->base_margin = -logf(1.0f / base_score - 1.0f); /* ProbToMargin */
-    return 0;
+    static const struct { const char *name; transform_t transform; int base; } table[] = {
+        {"reg:squarederror", T_IDENTITY, 0},    {"reg:absoluteerror", T_IDENTITY, 0},
+        {"reg:pseudohubererror", T_IDENTITY, 0}, {"reg:squaredlogerror", T_IDENTITY, 0},
+        {"binary:logitraw", T_IDENTITY, 0},     {"binary:hinge", T_HINGE, 0},
+        {"binary:logistic", T_SIGMOID, 1},      {"reg:logistic", T_SIGMOID, 1},
+        {"multi:softprob", T_SOFTPROB, 0},      {"multi:softmax", T_SOFTMAX, 0},
+        {"count:poisson", T_EXP, 2},            {"reg:gamma", T_EXP, 2},
+        {"reg:tweedie", T_EXP, 2},              {"survival:cox", T_EXP, 2},
+        {"survival:aft", T_EXP, 2},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+        if (!gm_json_str_eq(name, table[i].name)) continue;
+        self->transform = table[i].transform;
+        if (table[i].base == 1) self->base_margin = -logf(1.0f / base_score - 1.0f); /* ProbToMargin */
+        else if (table[i].base == 2) self->base_margin = logf(base_score);
+        else self->base_margin = base_score;
+        return 0;
+    }
+    return gm_err(err, "objective %.*s is left to XGBoost", name ? (int)name->len : 1, name ? name->text : "?");
 }
 
 gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
@@ -383,7 +399,8 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
             out[i] = (float)best;
             break;
         }
-        case T_SIGMOID: out[i] = 1.0f / (1.0f + expf(-p[0])); break;
+        case T_SIGMOID: out[i] = xgb_sigmoid(p[0]); break;
+        case T_EXP: out[i] = expf(p[0]); break;
         case T_HINGE: out[i] = p[0] > 0.0f ? 1.0f : 0.0f; break;
         default: out[i] = p[0]; break;
         }

@@ -693,7 +693,73 @@ typedef struct {
     comp_csv_t csv;
     char **plain_names; /* plain mode: the class name of each polygon kept, until codes are set */
     size_t plain_cap;
+    int check_valid;    /* GDAL has GEOS: features are checked with OGR_G_IsValid */
 } opening_t;
+
+/* Logs one warning about invalid feature 'fid' ('what' follows "feature N (label) "), unless
+ * GM_POLYS_WARN_MAX of them were logged already (the summary at the end of gm_polys_open counts them). */
+static void warn_invalid(opening_t *op, int64_t fid, const char *label, const char *what) {
+    const gm_polys_report_t *r = &op->self->report;
+    if (r->repaired_invalid + r->skipped_invalid > GM_POLYS_WARN_MAX) return;
+    gm_log(GM_LOG_WARN, "%s: feature %" PRId64 "%s%s%s %s", op->vec.file, fid, label ? " (" : "", label ? label : "",
+           label ? ")" : "", what);
+}
+
+/* Adds the Polygon parts of 'g' (any geometry, collections searched recursively) to the MultiPolygon 'mp'.
+ * Returns 0, or -1 when out of memory. */
+static int add_polygonal_parts(OGRGeometryH mp, OGRGeometryH g) {
+    OGRwkbGeometryType t = wkbFlatten(OGR_G_GetGeometryType(g));
+    if (t == wkbPolygon) return OGR_G_IsEmpty(g) || OGR_G_AddGeometry(mp, g) == OGRERR_NONE ? 0 : -1;
+    if (t != wkbMultiPolygon && t != wkbGeometryCollection) return 0; /* points and lines have no area */
+    for (int k = 0; k < OGR_G_GetGeometryCount(g); k++)
+        if (add_polygonal_parts(mp, OGR_G_GetGeometryRef(g, k)) < 0) return -1;
+    return 0;
+}
+
+/* Checks feature 'fid''s geometry 'g' with OGR_G_IsValid and repairs an invalid one with OGR_G_MakeValid,
+ * keeping its polygonal parts; 'label' names the feature in warnings (NULL: the FID alone). Returns 1 with
+ * '*fixed' NULL when 'g' is valid, 1 with '*fixed' the repaired MultiPolygon (the caller owns it), 0 when the
+ * feature cannot be repaired (warned and counted), or -1 with 'err'. */
+static int repair_invalid(opening_t *op, OGRGeometryH g, int64_t fid, const char *label, OGRGeometryH *fixed,
+                          char *err) {
+    *fixed = NULL;
+    if (!op->check_valid) return 1;
+    CPLErrorReset();
+    if (OGR_G_IsValid(g)) return 1;
+    char reason[256], what[400];
+    snprintf(reason, sizeof reason, "%s", CPLGetLastErrorMsg()[0] ? CPLGetLastErrorMsg() : "invalid geometry");
+    if (reason[0] >= 'A' && reason[0] <= 'Z') reason[0] = (char)(reason[0] - 'A' + 'a');
+    CPLErrorReset();
+    OGRGeometryH valid = OGR_G_MakeValid(g), mp = NULL;
+    if (!valid) {
+        op->self->report.skipped_invalid++;
+        snprintf(what, sizeof what, "is not a valid polygon (%s) and MakeValid fails (%s); skipped", reason,
+                 gm_gdal_last_error());
+        warn_invalid(op, fid, label, what);
+        return 0;
+    }
+    OGR_G_FlattenTo2D(valid);
+    mp = OGR_G_CreateGeometry(wkbMultiPolygon);
+    if (!mp || add_polygonal_parts(mp, valid) < 0) {
+        OGR_G_DestroyGeometry(valid);
+        if (mp) OGR_G_DestroyGeometry(mp);
+        return gm_err(err, "%s: feature %" PRId64 ": out of memory repairing the polygon", op->vec.file, fid);
+    }
+    OGR_G_DestroyGeometry(valid);
+    double area = OGR_G_Area(mp);
+    if (OGR_G_IsEmpty(mp) || !(area > 0)) {
+        OGR_G_DestroyGeometry(mp);
+        op->self->report.skipped_invalid++;
+        snprintf(what, sizeof what, "is not a valid polygon (%s) and MakeValid leaves no area; skipped", reason);
+        warn_invalid(op, fid, label, what);
+        return 0;
+    }
+    op->self->report.repaired_invalid++;
+    snprintf(what, sizeof what, "is not a valid polygon (%s); repaired with MakeValid", reason);
+    warn_invalid(op, fid, label, what);
+    *fixed = mp;
+    return 1;
+}
 
 /* Gives polygon 'p' the composition rows that start at 'first' (sorted rows), normalised to cumulative
  * probabilities. Returns 0, or -1 with 'err'. */
@@ -730,16 +796,18 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
             return gm_err(err, "%s: feature %" PRId64 " is a %s, not a polygon or multipolygon", file, fid,
                           OGR_G_GetGeometryName(g));
     }
-    const char *name = NULL;
+    const char *name = NULL, *label = NULL;
     double target = NAN;
     long first_row = -1;
-    char fid_text[32];
+    char fid_text[32], label_text[128];
     if (self->mode == MODE_CLASS) {
         if (OGR_F_IsFieldSetAndNotNull(f, op->field)) name = OGR_F_GetFieldAsString(f, op->field);
         if (!name || !*name) {
             self->report.skipped_no_value++;
             return 0;
         }
+        snprintf(label_text, sizeof label_text, "class %s", name);
+        label = label_text;
     } else if (self->mode == MODE_TARGET) {
         int r = field_number(&op->vec, f, op->field, &target, err);
         if (r < 0) return -1;
@@ -759,6 +827,10 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
             self->report.skipped_no_value++;
             return 0;
         }
+        if (op->field >= 0) {
+            snprintf(label_text, sizeof label_text, "map unit %s", id);
+            label = label_text;
+        }
         first_row = comp_find(&op->csv, id);
         for (long k = first_row; k >= 0 && (size_t)k < op->csv.nrows && !strcmp(op->csv.rows[k].id, id); k++)
             op->csv.rows[k].matched = 1;
@@ -771,12 +843,20 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
         self->report.skipped_no_composition++;
         return 0;
     }
+    OGRGeometryH fixed;
+    int r = repair_invalid(op, g, fid, label, &fixed, err);
+    if (r <= 0) return r;
+    if (fixed) g = fixed;
     if (op->vec.ct) {
         CPLErrorReset();
-        if (OGR_G_Transform(g, op->vec.ct) != OGRERR_NONE)
-            return gm_err(err, "%s: feature %" PRId64 ": cannot reproject (%s)", file, fid, gm_gdal_last_error());
+        if (OGR_G_Transform(g, op->vec.ct) != OGRERR_NONE) {
+            gm_err(err, "%s: feature %" PRId64 ": cannot reproject (%s)", file, fid, gm_gdal_last_error());
+            if (fixed) OGR_G_DestroyGeometry(fixed);
+            return -1;
+        }
     }
     poly_t *p = add_poly(self, g, fid);
+    if (fixed) OGR_G_DestroyGeometry(fixed);
     if (!p) return gm_err(err, "out of memory");
     if (self->mode == MODE_CLASS) {
         if (grow((void **)&op->plain_names, &op->plain_cap, self->npolys, sizeof *op->plain_names) < 0)
@@ -851,6 +931,10 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
     const char *field = self->mode == MODE_CLASS ? o->class_field : self->mode == MODE_TARGET ? o->target_field
                                                                                              : o->id_field;
     if (field && (op.field = find_field(&op.vec, field, err)) < 0) goto out_close_vector;
+    op.check_valid = OGRGetGEOSVersion(NULL, NULL, NULL) ? 1 : 0;
+    if (!op.check_valid)
+        gm_log(GM_LOG_WARN, "%s: GDAL is built without GEOS, so polygons are not checked for validity (a "
+               "self-intersecting one may have the wrong area)", op.vec.file);
     OGR_L_ResetReading(op.vec.layer);
     OGRFeatureH f;
     while ((f = OGR_L_GetNextFeature(op.vec.layer))) {
@@ -859,6 +943,12 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
         OGR_F_Destroy(f);
         if (rc < 0) goto out_close_vector;
     }
+    const gm_polys_report_t *rep = &self->report;
+    if (rep->repaired_invalid + rep->skipped_invalid > GM_POLYS_WARN_MAX)
+        gm_log(GM_LOG_WARN, "%s: %" PRIu64 " features are not valid polygons: %" PRIu64 " repaired with MakeValid, "
+               "%" PRIu64 " skipped (only the first %d are named above)", op.vec.file,
+               rep->repaired_invalid + rep->skipped_invalid, rep->repaired_invalid, rep->skipped_invalid,
+               GM_POLYS_WARN_MAX);
     if (self->report.features == 0) {
         gm_err(err, "%s: layer has no features", op.vec.file);
         goto out_close_vector;
@@ -868,8 +958,9 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
         const gm_polys_report_t *r = &self->report;
         gm_err(err,
                "%s: no usable polygon (%" PRIu64 " features: %" PRIu64 " without a value, %" PRIu64
-               " without a geometry, %" PRIu64 " not in the composition)",
-               op.vec.file, r->features, r->skipped_no_value, r->skipped_no_geometry, r->skipped_no_composition);
+               " without a geometry, %" PRIu64 " not in the composition, %" PRIu64 " invalid beyond repair)",
+               op.vec.file, r->features, r->skipped_no_value, r->skipped_no_geometry, r->skipped_no_composition,
+               r->skipped_invalid);
         goto out_close_vector;
     }
     if (self->mode == MODE_CLASS && set_plain_codes(&op, err) < 0) goto out_close_vector;

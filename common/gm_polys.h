@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define GM_POLYS_NO_CLASS UINT32_MAX /* "no class code": regression, composition, unknown class name */
+#define GM_POLYS_WARN_MAX 20         /* invalid features named one per line by gm_polys_open */
 
 /* How to read a polygon map. Exactly one of class_field, target_field and composition is set. */
 typedef struct {
@@ -34,6 +35,8 @@ typedef struct {
     uint64_t skipped_no_value;       /* NULL or empty class, target or id field */
     uint64_t skipped_no_geometry;    /* NULL or empty geometry */
     uint64_t skipped_no_composition; /* composition mode: no CSV row names the polygon */
+    uint64_t repaired_invalid;       /* not a valid polygon (OGR_G_IsValid): repaired with OGR_G_MakeValid */
+    uint64_t skipped_invalid;        /* not a valid polygon, and MakeValid failed or left no polygonal area */
 } gm_polys_report_t;
 
 /* Points of observations read from a vector layer (see gm_polys_read_points); arrays of 'n' entries,
@@ -53,7 +56,12 @@ typedef struct gm_polys gm_polys_t;
 /* Opens the polygon map described by 'o', reprojecting every geometry to 'dst_wkt' (the rasters' CRS, any
  * form OSRSetFromUserInput takes; "" or NULL = no reprojection; a layer without a CRS is taken as already in
  * it). Accepts Polygon and MultiPolygon features (with Z or M, which are dropped); any other geometry type is
- * an error naming the file, the FID and the type. Errors also for: an empty layer, a missing field (the
+ * an error naming the file, the FID and the type. A feature that is not a valid polygon (self-intersecting
+ * rings, ...; OGR_G_IsValid, in the layer's CRS) is repaired with OGR_G_MakeValid, keeping only the polygonal
+ * parts of what it returns, and logs one warning naming the file, the FID, the map unit (composition with an
+ * id field) or class (plain mode) and GEOS's reason; one whose repair fails or leaves no area is skipped with
+ * a warning. Both are counted in the report; past the first GM_POLYS_WARN_MAX such warnings, one summary line
+ * gives the totals. Without GEOS in GDAL, geometries are taken as they are (one warning says so). Errors also for: an empty layer, a missing field (the
  * message lists the fields that exist), a malformed composition CSV (file and line), a CSV row naming a
  * polygon id that is not in the layer, and a map where no feature is usable. Returns NULL with 'err'.
  * The caller owns the map. */
@@ -83,7 +91,7 @@ int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *e
 
 /* Returns the feature id of polygon 'i'. */
 int64_t gm_polys_fid(const gm_polys_t *self, uint32_t i);
-/* Returns the area of polygon 'i' in squared CRS units (OGR_G_Area after reprojection). */
+/* Returns the area of polygon 'i' in squared CRS units (OGR_G_Area after repair and reprojection). */
 double gm_polys_area(const gm_polys_t *self, uint32_t i);
 /* Stores the envelope of polygon 'i' in 'env': xmin, ymin, xmax, ymax. */
 void gm_polys_envelope(const gm_polys_t *self, uint32_t i, double env[4]);

@@ -3,6 +3,7 @@
 # (issue 15, D1). Each case ends byte-identical to an undisturbed run:
 #   - the writer SIGKILLed after its files are synced but before its ledger is replaced;
 #   - a resume SIGKILLed in the middle of its copy, then another just after it replaced one of the two files;
+#   - the writer SIGKILLed between renaming its complete outputs to their final names;
 #   - a truncated NAME.part, and one with a byte flipped inside a tile (both recomputed from the bad row);
 #   - a disk that fills mid-run, then is freed too little for the resume's copy (which fails, keeping the
 #     files and the ledger), then enough (root only: a tmpfs; skipped with a note elsewhere).
@@ -74,6 +75,18 @@ run_gridmill kill_resume.end "${args[@]}" --out "$out"
 expect_success kill_resume.end
 expect_stderr kill_resume.end "resuming: 6 of 15 output tiles" "the resume from the 6 tiles vouched for"
 identical kill_resume "$out"
+
+check "the writer SIGKILLed between renaming its two complete outputs: the resume takes NAME and NAME.part"
+out=$T/kill_finish
+GRIDMILL_DEBUG_KILL_WRITER=finish:1 run_gridmill kill_finish "${args[@]}" --out "$out"
+expect_failure kill_finish
+gm_wait_stages_gone
+[ -e "$out/class.tif" ] && [ -e "$out/probability.tif.part" ] && grep -qx 'tiles 15' "$out/.gridmill-ledger" ||
+  fail "kill_finish: not killed between the renames: $(ls -A "$out" | paste -sd' ' -)"
+run_gridmill kill_finish.2 "${args[@]}" --out "$out"
+expect_success kill_finish.2
+expect_stderr kill_finish.2 "resuming: 15 of 15 output tiles" "the resume of every tile"
+identical kill_finish "$out"
 
 check "a truncated class.tif.part: the tiles past the cut are computed again"
 out=$T/truncated
