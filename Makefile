@@ -80,7 +80,7 @@ asan-integration:
 	@ASAN_OPTIONS=detect_leaks=1:log_path=$(CURDIR)/build-asan/reports/asan \
 	  UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/build-asan/reports/ubsan \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-	  PYTHON=$(PYTHON) BUILD=build-asan tests/run-integration predict_oracle identical bad_input
+	  PYTHON=$(PYTHON) BUILD=build-asan tests/run-integration predict_oracle identical bad_input resume_safe
 	@if ls build-asan/reports/* >/dev/null 2>&1; then cat build-asan/reports/*; \
 	  echo "asan-integration: sanitizer reports above"; exit 1; fi
 	@echo "asan-integration: no sanitizer report"
