@@ -36,6 +36,8 @@ class Progress:
         self.t0 = time.monotonic()
         self.last_line = ""
         self.pixels_at = []  # (time, pixels done) samples for the rate
+        self.done = False
+        self.mid_line = False  # ticks written since the last end of line
 
     @staticmethod
     def fraction(r):
@@ -50,8 +52,22 @@ class Progress:
         f = base + (1 - base) * (bd / bt if bt else 0.0)
         return f, f"predicting {bd}/{bt} blocks"
 
-    def update(self, r, final=False):
+    def clear(self):
+        """Makes room for a log line: on a terminal the live line is erased (the next update draws it again);
+        elsewhere a line of ticks under way is ended, and the ticks go on on the next line."""
         if self.quiet:
+            return
+        if self.tty and self.last_line:
+            self.stream.write("\r" + " " * len(self.last_line) + "\r")
+            self.stream.flush()
+            self.last_line = ""
+        elif not self.tty and self.mid_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.mid_line = False
+
+    def update(self, r, final=False):
+        if self.quiet or self.done:
             return
         frac, phase = self.fraction(r)
         if final:
@@ -73,14 +89,18 @@ class Progress:
                 self.last_line = line
             if final:
                 self.stream.write("\n")
+                self.done = True
             return
         ticks = int(frac * 40 + 1e-9)  # GDAL's style: a mark every 2.5 %, a number every 10 %
         while self.printed_ticks < ticks:
             self.printed_ticks += 1
             t = self.printed_ticks
             self.stream.write(str(t * 10 // 4) if t % 4 == 0 else ".")
+            self.mid_line = True
         if final:
             self.stream.write(" - done.\n")
+            self.done = True
+            self.mid_line = False
         self.stream.flush()
 
 

@@ -204,9 +204,15 @@ reader_endpoints() {
 
 # run_gridmill NAME ARGS...: runs `scripts/gridmill ARGS...`, bounded by GM_RUN_TIMEOUT seconds, with stdout and
 # stderr in $GM_LOGS/NAME.out and NAME.err. Sets GM_RC to its exit status (124 if it timed out); never fails.
+# predict and run get --verbose (every stage's log line on stderr, as the tests read them) unless the command
+# has -q, --quiet or --verbose, or GM_PLAIN=1 (what a user sees by default).
 run_gridmill() {
-  local name=$1
+  local name=$1 arg plain=${GM_PLAIN:-0}
   shift
+  for arg in "$@"; do
+    case $arg in -q | --quiet | --verbose) plain=1 ;; esac
+  done
+  case ${1:-} in predict | run) [ "$plain" = 1 ] || set -- "$@" --verbose ;; esac
   local shown="$*"
   echo "   \$ gridmill ${shown//$T/\$T}"
   set +e

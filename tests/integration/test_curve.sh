@@ -93,7 +93,7 @@ assert_no_stages run_secured
 
 check "peers without the key get no job and no task while a secured job runs, and the job completes"
 export GRIDMILL_DEBUG_DELAY_MS=600 # a job of several seconds: longer than the probes listen
-"$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/probed" \
+"$GRIDMILL" predict --verbose --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/probed" \
   --workers 2 --block-size 64 --curve "$K" >"$GM_LOGS/probed.out" 2>"$GM_LOGS/probed.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")

@@ -19,7 +19,7 @@ expect_success reference
 check "attacked run: every endpoint gets bad messages mid-run"
 # 80 blocks of 100 ms on 2 workers: the run lasts seconds, well past the attack even on a slow machine
 export GRIDMILL_DEBUG_DELAY_MS=100
-"$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/attacked" \
+"$GRIDMILL" predict --verbose --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/attacked" \
   --workers 2 --block-size 32 >"$GM_LOGS/attacked.out" 2>"$GM_LOGS/attacked.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")
@@ -88,7 +88,7 @@ ok "forged: $(grep -m1 -E 'dropped an? .*ack' "$GM_LOGS/forged-reader.err" | cut
 gm_wait_stages_gone
 
 check "default supervisor: ipc:// endpoints in a private 0700 folder"
-"$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/ipc" \
+"$GRIDMILL" predict --verbose --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$T/ipc" \
   --workers 2 --block-size 32 >"$GM_LOGS/ipc.out" 2>"$GM_LOGS/ipc.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")

@@ -22,7 +22,7 @@ start_run() {
   mkdir -p "$OUT"
   echo "   \$ GRIDMILL_DEBUG_DELAY_MS=$GRIDMILL_DEBUG_DELAY_MS gridmill predict --covariates ... --model softprob.json" \
     "--probabilities --out \$T/$name --workers 2 --block-size 128 &"
-  "$GRIDMILL" predict --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$OUT" \
+  "$GRIDMILL" predict --verbose --covariates "${covs[@]}" --model "$D/softprob.json" --probabilities --out "$OUT" \
     --workers 2 --block-size 128 "${RUN_EXTRA[@]}" >"$GM_LOGS/$name.out" 2>"$GM_LOGS/$name.err" &
   SUP_PID=$!
   SUP_START=$(date +%s%N)

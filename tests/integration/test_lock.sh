@@ -21,7 +21,7 @@ expect_success reference
 start_slow() {
   mkdir -p "$T/$1"
   GRIDMILL_DEBUG_DELAY_MS_WRITER=${GM_LOCK_DELAY_MS:-150} \
-    "$GRIDMILL" "${args[@]}" --out "$T/$1" >"$GM_LOGS/$1.out" 2>"$GM_LOGS/$1.err" &
+    "$GRIDMILL" "${args[@]}" --verbose --out "$T/$1" >"$GM_LOGS/$1.out" 2>"$GM_LOGS/$1.err" &
   SUP_PID=$!
   GM_BG_PIDS+=("$SUP_PID")
 }

@@ -41,7 +41,7 @@ remote() {
   local name=$1 out=$2
   shift 2
   echo "   \$ ip netns exec HEAD env $* gridmill predict ... --bind-host $HEAD --insecure --hosts hosts.txt --workers 0"
-  ip netns exec "$NETNS_HEAD" env "$@" timeout -k 5 "$GM_RUN_TIMEOUT" "$GRIDMILL" predict "${opts[@]}" \
+  ip netns exec "$NETNS_HEAD" env "$@" timeout -k 5 "$GM_RUN_TIMEOUT" "$GRIDMILL" predict --verbose "${opts[@]}" \
     --out "$out" --bind-host "$HEAD" --insecure --hosts "$T/hosts.txt" --ssh "$NETNS_SSH" --workers 0 \
     >"$GM_LOGS/$name.out" 2>"$GM_LOGS/$name.err" &
   REMOTE_PID=$!

@@ -20,7 +20,7 @@ for victim in gridmill-writer gridmill-reader supervisor; do
   name=kill_${victim#gridmill-}
   out=$T/$name
   check "SIGKILL to $victim once 2 rows of tiles are written; then the same command resumes"
-  GRIDMILL_DEBUG_DELAY_MS_WRITER=600 "$GRIDMILL" "${args[@]}" --out "$out" >"$GM_LOGS/$name.1.out" \
+  GRIDMILL_DEBUG_DELAY_MS_WRITER=600 "$GRIDMILL" "${args[@]}" --verbose --out "$out" >"$GM_LOGS/$name.1.out" \
     2>"$GM_LOGS/$name.1.err" &
   sup=$!
   GM_BG_PIDS+=("$sup")

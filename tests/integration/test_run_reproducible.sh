@@ -24,8 +24,8 @@ run() {
 }
 
 # files NAME: lists the files of run NAME's folder, relative to it, sorted.
-# run.json and report.html record timings and the worker count, .gridmill-lock the last run's pid: everything else must match.
-files() { (cd "$T/$1" && find . -type f ! -name run.json ! -name report.html ! -name .gridmill-lock | LC_ALL=C sort); }
+# run.json and report.html record timings and the worker count, .gridmill-lock the last run's pid, gridmill.log its log lines (times, pids): everything else must match.
+files() { (cd "$T/$1" && find . -type f ! -name run.json ! -name report.html ! -name .gridmill-lock ! -name gridmill.log | LC_ALL=C sort); }
 
 check "--seed 5 with 1 and 4 workers: every file byte-identical"
 run seed5_w1 6 --seed 5 --workers 1 --realisations --nprob 2

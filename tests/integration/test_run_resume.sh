@@ -21,7 +21,7 @@ for sig in TERM KILL; do
   name=resume_$sig
   out=$T/$name
   check "SIG$sig to the supervisor mid-training, then the same command: resumes, same bytes"
-  GRIDMILL_DEBUG_DELAY_MS=300 "$GRIDMILL" run "${args[@]}" --out "$out" >"$GM_LOGS/$name.1.out" \
+  GRIDMILL_DEBUG_DELAY_MS=300 "$GRIDMILL" run --verbose "${args[@]}" --out "$out" >"$GM_LOGS/$name.1.out" \
     2>"$GM_LOGS/$name.1.err" &
   sup=$!
   GM_BG_PIDS+=("$sup")
@@ -58,17 +58,18 @@ for sig in TERM KILL; do
 done
 
 check "another seed in the same folder is refused, and nothing there changes"
-before=$(cd "$T/resume_TERM" && find . -type f ! -name .gridmill-lock -newer "$T/resume_TERM/.gridmill-run" | sort | xargs md5sum)
+# (gridmill.log records the refused run too: that is its job)
+before=$(cd "$T/resume_TERM" && find . -type f ! -name .gridmill-lock ! -name gridmill.log -newer "$T/resume_TERM/.gridmill-run" | sort | xargs md5sum)
 run_gridmill other_seed run "${args[@]:0:${#args[@]}-1}" 4 --out "$T/resume_TERM"
 expect_failure other_seed
 expect_stderr other_seed "holds a run with other inputs or options" "refusal naming the problem"
-after=$(cd "$T/resume_TERM" && find . -type f ! -name .gridmill-lock -newer "$T/resume_TERM/.gridmill-run" | sort | xargs md5sum)
+after=$(cd "$T/resume_TERM" && find . -type f ! -name .gridmill-lock ! -name gridmill.log -newer "$T/resume_TERM/.gridmill-run" | sort | xargs md5sum)
 [ "$before" = "$after" ] || fail "other_seed: files in the folder changed"
 ok "other_seed: refused, folder untouched"
 
 check "SIGKILL to a worker mid-training: the run completes with the same bytes (its iteration re-issued)"
 out=$T/worker_killed
-GRIDMILL_DEBUG_DELAY_MS_WORKER=250 "$GRIDMILL" run "${args[@]}" --out "$out" >"$GM_LOGS/worker_killed.out" \
+GRIDMILL_DEBUG_DELAY_MS_WORKER=250 "$GRIDMILL" run --verbose "${args[@]}" --out "$out" >"$GM_LOGS/worker_killed.out" \
   2>"$GM_LOGS/worker_killed.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")

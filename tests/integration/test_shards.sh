@@ -101,7 +101,7 @@ same reg_1x1 hand_reg/w0 prediction.tif
 
 check "SIGKILL to writer 2 of 2 once its ledger shows 2 rows of tiles; the same command resumes from each shard's ledger"
 out=$T/kill_w1
-GRIDMILL_DEBUG_DELAY_MS_WRITER=600 "$GRIDMILL" predict --covariates "${covs[@]}" --out "$out" --workers 2 \
+GRIDMILL_DEBUG_DELAY_MS_WRITER=600 "$GRIDMILL" predict --verbose --covariates "${covs[@]}" --out "$out" --workers 2 \
   --block-size 128 "${prob[@]}" --writers 2 >"$GM_LOGS/kill_w1.1.out" 2>"$GM_LOGS/kill_w1.1.err" &
 sup=$!
 GM_BG_PIDS+=("$sup")

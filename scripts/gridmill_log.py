@@ -1,0 +1,142 @@
+"""gridmill_log -- what the user sees of a run's logs, and DIR/gridmill.log that keeps all of them.
+
+Every stage's stderr reaches the supervisor through a pipe, a line at a time (one thread per stage). Each line
+goes whole to DIR/gridmill.log (and to --log-file), whatever -q says. The terminal sees what a GDAL utility
+shows: warnings and errors, as `gridmill-reader: warning: MESSAGE`; with --verbose every line as the stage
+wrote it; with -q errors only. Lines that are not a gridmill stage's log line (a custom stage's own output,
+valgrind's) are shown as they are. Once the supervisor stops a run after a failure, the lines of the stages it
+stopped go to the log only (unless --verbose): the failure is one line. The supervisor's own stderr passes
+through the same relay, so on a terminal a line first clears the live progress line, and the two never mix.
+"""
+
+import re
+import sys
+import threading
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z (\S+)\[(\d+)\] (error|warn|info|debug): (.*)$")
+FATAL = re.compile(r"^gridmill-[a-z]+: ")  # a stage's last word before it exits (bad options, bad input)
+LEVEL_WORD = {"error": "error", "warn": "warning"}
+
+
+class Relay:
+    """Takes every log line of the run: keeps it in the log files, shows on stderr what the mode shows."""
+
+    def __init__(self, mode, stream=None):
+        self.mode = mode            # "quiet", "default" or "verbose"
+        self.stream = stream or sys.__stderr__
+        self.lock = threading.RLock()
+        self.files = []
+        self.pending = []           # lines before the first log file opens
+        self.progress = None        # gridmill_progress.Progress: cleared before a line is shown
+        self.stopping = False       # the run is being stopped after a failure
+        self.errors = {}            # stage pid -> error lines it wrote
+        self.threads = {}           # stage pid -> the thread reading its stderr
+
+    def open(self, path):
+        """Also appends every line (those already seen first) to 'path'. Returns None, or the OSError."""
+        try:
+            f = open(path, "a", encoding="utf-8", errors="replace", buffering=1)
+        except OSError as e:
+            return e
+        with self.lock:
+            f.writelines(self.pending)
+            self.pending = []
+            self.files.append(f)
+        return None
+
+    def _keep(self, text):
+        if self.files:
+            for f in self.files:
+                try:
+                    f.write(text)
+                except OSError:
+                    pass
+        else:
+            self.pending.append(text)
+
+    def show(self, text):
+        """Writes 'text' (whole lines) on the terminal's stderr, the live progress line cleared first."""
+        with self.lock:
+            if self.progress:
+                self.progress.clear()
+            self.stream.write(text)
+            self.stream.flush()
+
+    def stage_line(self, pid, line):
+        """Takes one line a stage wrote on stderr."""
+        m = LINE.match(line)
+        with self.lock:
+            self._keep(line + "\n")
+            level = m.group(3) if m else "error" if FATAL.match(line) else None
+            if level == "error":
+                self.errors[pid] = self.errors.get(pid, 0) + 1
+            if self.mode == "verbose":
+                self.show(line + "\n")
+            elif self.stopping:
+                return
+            elif not m:
+                self.show(line + "\n")
+            elif level == "error" or (level == "warn" and self.mode == "default"):
+                self.show(f"{m.group(1)}: {LEVEL_WORD[level]}: {m.group(4)}\n")
+
+    def follow(self, pid, pipe):
+        """Reads the stderr pipe of stage 'pid' to its end in a thread of its own."""
+        def run():
+            with pipe:
+                for raw in iter(pipe.readline, b""):
+                    self.stage_line(pid, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        t = threading.Thread(target=run, daemon=True)
+        self.threads[pid] = t
+        t.start()
+
+    def drain(self, pid, timeout=2.0):
+        """Waits (a bounded time) until every line stage 'pid' wrote is taken; returns its error lines."""
+        t = self.threads.get(pid)
+        if t:
+            t.join(timeout)
+        return self.errors.get(pid, 0)
+
+    def close(self):
+        with self.lock:
+            for f in self.files:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            self.files = []
+
+
+class SupervisorStream:
+    """Stands for sys.stderr in the supervisor: its lines are shown (the supervisor already leaves out what -q
+    hides) and kept in the log files with a time stamp, as the stages' are, level "note"."""
+
+    def __init__(self, relay, prog):
+        self.relay = relay
+        self.prog = prog
+        self.buf = ""
+
+    def write(self, s):
+        self.buf += s
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self._line(line)
+        return len(s)
+
+    def _line(self, line):
+        import datetime  # pylint: disable=import-outside-toplevel
+        import os  # pylint: disable=import-outside-toplevel
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        msg = line[len(self.prog) + 2:] if line.startswith(self.prog + ": ") else line
+        with self.relay.lock:
+            self.relay._keep(f"{now} {self.prog}[{os.getpid()}] note: {msg}\n")  # pylint: disable=protected-access
+            self.relay.show(line + "\n")
+
+    def flush(self):
+        if self.buf:
+            self.write("\n")
+
+    def isatty(self):
+        return self.relay.stream.isatty()
+
+    def fileno(self):
+        return self.relay.stream.fileno()
