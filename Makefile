@@ -31,7 +31,7 @@ BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-wr
           $(BUILD)/gridmill-stage-mask
 UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench fuzz
+.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench fuzz install uninstall man
 all: $(BINS)
 
 deps:
@@ -61,6 +61,38 @@ $(BUILD)/gridmill-stage-mask: $(BUILD)/scripts/stages/mask_stage.o $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# install: the executables, the supervisor with its modules, gridmill-report, the example stages and a man page
+# per command, under PREFIX (/usr/local) in DESTDIR. The supervisor finds everything next to itself.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^VERSION = "\(.*\)"/\1/p' scripts/gridmill)
+MODULES := scripts/gridmill_launch.py scripts/gridmill_progress.py scripts/gridmill_log.py
+MANS    := gridmill gridmill-predict gridmill-run gridmill-reader gridmill-worker gridmill-writer gridmill-hub \
+           gridmill-stage-mask gridmill-report
+man: $(patsubst %,$(BUILD)/man/%.1,$(MANS))
+$(BUILD)/man/%.1: $(BINS) scripts/gridmill scripts/gridmill-report scripts/make-man
+	@mkdir -p $(dir $@)
+	@case $* in \
+	  gridmill) help="scripts/gridmill --help"; what="apply predictive models over large rasters, in stages";; \
+	  gridmill-predict) help="scripts/gridmill predict --help"; what="apply one XGBoost model to every pixel";; \
+	  gridmill-run) help="scripts/gridmill run --help"; what="sample polygons, train a model per iteration, apply, summarise";; \
+	  gridmill-report) help="scripts/gridmill-report --help"; what="quicklooks and an HTML report of a gridmill output folder";; \
+	  gridmill-hub) help="$(BUILD)/$* --help"; what="pass messages between gridmill stages and custom stages";; \
+	  gridmill-stage-mask) help="$(BUILD)/$* --help"; what="example pre-stage: covariates nodata where a mask is 0";; \
+	  *) help="$(BUILD)/$* --help"; what="the $${*#gridmill-} stage of a gridmill run";; \
+	esac; $$help | $(PYTHON) scripts/make-man $* $(VERSION) "$$what" >$@.tmp && mv $@.tmp $@
+install: all man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gridmill/stages $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 scripts/gridmill scripts/gridmill-report $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(MODULES) $(DESTDIR)$(PREFIX)/lib/gridmill/
+	install -m 755 scripts/stages/confident_stage.py $(DESTDIR)$(PREFIX)/lib/gridmill/stages/
+	install -m 644 $(patsubst %,$(BUILD)/man/%.1,$(MANS)) $(DESTDIR)$(PREFIX)/share/man/man1/
+uninstall:
+	rm -f $(patsubst $(BUILD)/%,$(DESTDIR)$(PREFIX)/bin/%,$(BINS)) $(DESTDIR)$(PREFIX)/bin/gridmill \
+	  $(DESTDIR)$(PREFIX)/bin/gridmill-report $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man1/%.1,$(MANS))
+	rm -rf $(DESTDIR)$(PREFIX)/lib/gridmill
 
 # test: unit tests (cmocka) natively and under valgrind, the integration tests against python3-gdal /
 # python3-xgboost oracles, then the core integration tests again with the stages built with ASan/UBSan.

@@ -4,7 +4,7 @@ Every stage's stderr reaches the supervisor through a pipe, a line at a time (on
 goes whole to DIR/gridmill.log (and to --log-file), whatever -q says. The terminal sees what a GDAL utility
 shows: warnings and errors, as `gridmill-reader: warning: MESSAGE`; with --verbose every line as the stage
 wrote it; with -q errors only. Lines that are not a gridmill stage's log line (a custom stage's own output,
-valgrind's) are shown as they are. Once the supervisor stops a run after a failure, the lines of the stages it
+valgrind's) are shown as they are (with -q only a stage's last word, `gridmill-STAGE: …`). Once the supervisor stops a run after a failure, the lines of the stages it
 stopped go to the log only (unless --verbose): the failure is one line. The supervisor's own stderr passes
 through the same relay, so on a terminal a line first clears the live progress line, and the two never mix.
 """
@@ -14,7 +14,7 @@ import sys
 import threading
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z (\S+)\[(\d+)\] (error|warn|info|debug): (.*)$")
-FATAL = re.compile(r"^gridmill-[a-z]+: ")  # a stage's last word before it exits (bad options, bad input)
+FATAL = re.compile(r"^gridmill-[a-z-]+: ")  # a stage's last word before it exits (bad options, bad input)
 LEVEL_WORD = {"error": "error", "warn": "warning"}
 
 
@@ -74,8 +74,9 @@ class Relay:
                 self.show(line + "\n")
             elif self.stopping:
                 return
-            elif not m:
-                self.show(line + "\n")
+            elif not m:  # not a gridmill stage's log line: shown as it is, unless -q (the exit says it failed)
+                if self.mode != "quiet" or level == "error":
+                    self.show(line + "\n")
             elif level == "error" or (level == "warn" and self.mode == "default"):
                 self.show(f"{m.group(1)}: {LEVEL_WORD[level]}: {m.group(4)}\n")
 
