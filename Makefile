@@ -31,11 +31,13 @@ BINS   := $(BUILD)/gridmill-reader $(BUILD)/gridmill-worker $(BUILD)/gridmill-wr
           $(BUILD)/gridmill-stage-mask
 UNITS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit units valgrind integration asan-integration demo clean asan bench fuzz install uninstall man
+.PHONY: all deps deps-test test unit units valgrind integration asan-integration demo clean asan bench fuzz install uninstall man
 all: $(BINS)
 
 deps:
 	@scripts/install-deps
+deps-test:
+	@scripts/install-deps --test
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -96,7 +98,7 @@ uninstall:
 
 # test: unit tests (cmocka) natively and under valgrind, the integration tests against python3-gdal /
 # python3-xgboost oracles, then the core integration tests again with the stages built with ASan/UBSan.
-test: deps
+test: deps-test
 	$(MAKE) WERROR=1 all units
 	$(MAKE) unit valgrind integration asan-integration
 
