@@ -724,6 +724,7 @@ static int repair_invalid(opening_t *op, OGRGeometryH g, int64_t fid, const char
                           char *err) {
     *fixed = NULL;
     if (!op->check_valid) return 1;
+    OGR_G_CloseRings(g); /* a ring left open was always taken as closed: not a reason to repair or skip */
     CPLErrorReset();
     if (OGR_G_IsValid(g)) return 1;
     char reason[256], what[400];

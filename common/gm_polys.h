@@ -57,14 +57,14 @@ typedef struct gm_polys gm_polys_t;
  * form OSRSetFromUserInput takes; "" or NULL = no reprojection; a layer without a CRS is taken as already in
  * it). Accepts Polygon and MultiPolygon features (with Z or M, which are dropped); any other geometry type is
  * an error naming the file, the FID and the type. A feature that is not a valid polygon (self-intersecting
- * rings, ...; OGR_G_IsValid, in the layer's CRS) is repaired with OGR_G_MakeValid, keeping only the polygonal
- * parts of what it returns, and logs one warning naming the file, the FID, the map unit (composition with an
- * id field) or class (plain mode) and GEOS's reason; one whose repair fails or leaves no area is skipped with
- * a warning. Both are counted in the report; past the first GM_POLYS_WARN_MAX such warnings, one summary line
- * gives the totals. Without GEOS in GDAL, geometries are taken as they are (one warning says so). Errors also for: an empty layer, a missing field (the
- * message lists the fields that exist), a malformed composition CSV (file and line), a CSV row naming a
- * polygon id that is not in the layer, and a map where no feature is usable. Returns NULL with 'err'.
- * The caller owns the map. */
+ * rings, ...; OGR_G_IsValid, in the layer's CRS, once open rings are closed) is repaired with OGR_G_MakeValid,
+ * keeping only the polygonal parts of what it returns, and logs one warning naming the file, the FID, the map
+ * unit (composition with an id field) or class (plain mode) and GEOS's reason; one whose repair fails or leaves
+ * no area is skipped with a warning. Both are counted in the report; past the first GM_POLYS_WARN_MAX such
+ * warnings, one summary line gives the totals. Without GEOS in GDAL, geometries are taken as they are (one
+ * warning says so). Errors also for: an empty layer, a missing field (the message lists the fields that
+ * exist), a malformed composition CSV (file and line), a CSV row naming a polygon id that is not in the layer,
+ * and a map where no feature is usable. Returns NULL with 'err'. The caller owns the map. */
 gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char *err);
 /* Frees the map; takes NULL and sets the caller's pointer to NULL. */
 void gm_polys_destroy(gm_polys_t **self_p);

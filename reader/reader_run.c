@@ -360,10 +360,13 @@ int reader_run_start(reader_t *r, char *err) {
     }
     const gm_polys_report_t *pr = gm_polys_report(run->polys);
     gm_log(GM_LOG_INFO, "%s: %u polygons, %u classes; %llu features skipped (no value %llu, no geometry %llu, "
-           "no composition %llu)", o->polygons, gm_polys_count(run->polys), gm_polys_nclass(run->polys),
-           (unsigned long long)(pr->skipped_no_value + pr->skipped_no_geometry + pr->skipped_no_composition),
+           "no composition %llu, invalid beyond repair %llu); %llu invalid polygons repaired with MakeValid",
+           o->polygons, gm_polys_count(run->polys), gm_polys_nclass(run->polys),
+           (unsigned long long)(pr->skipped_no_value + pr->skipped_no_geometry + pr->skipped_no_composition +
+                                pr->skipped_invalid),
            (unsigned long long)pr->skipped_no_value, (unsigned long long)pr->skipped_no_geometry,
-           (unsigned long long)pr->skipped_no_composition);
+           (unsigned long long)pr->skipped_no_composition, (unsigned long long)pr->skipped_invalid,
+           (unsigned long long)pr->repaired_invalid);
 
     gm_job_t job;
     memset(&job, 0, sizeof job);

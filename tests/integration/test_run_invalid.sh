@@ -21,7 +21,8 @@ covs=("$D/elevation.tif" "$D/wetness.tif" "$D/climate.tif")
 # many.gpkg (composition keyed by map_unit): 24 small bow-ties with slivers at FIDs 5 and 26, then a valid square
 # (FID 27): 26 invalid features, so 20 are named and the summary counts the rest. Every polygon lies on valid
 # pixels of make_run_data's grid (checked), so no point is ever redrawn.
-"$PYTHON" - "$D" <<'PY' >"$GM_LOGS/make_invalid.log" 2>&1 || fail "making the invalid polygons: $(tail -n 3 "$GM_LOGS/make_invalid.log")"
+mklog=$GM_LOGS/make_invalid.log
+"$PYTHON" - "$D" <<'PY' >"$mklog" 2>&1 || fail "making the invalid polygons: $(tail -n 3 "$mklog")"
 import math, os, sys
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -99,10 +100,11 @@ expect_success invalid
 assert_no_stages invalid
 
 check "warnings: the bow-tie repaired and the sliver skipped, each named by file, feature and class"
-expect_stderr invalid 'invalid\.gpkg: feature 2 \(class bowtie\) is not a valid polygon \(self-intersection at or near point 508400 4995200\); repaired with MakeValid$' \
-  "the bow-tie's repair"
-expect_stderr invalid 'invalid\.gpkg: feature 3 \(class sliver\) is not a valid polygon \([^)]+\) and MakeValid leaves no area; skipped$' \
-  "the sliver's skip"
+# GEOS names where the bow-tie crosses itself: its centre, (506400 + 2000, 4993200 + 2000).
+expect_stderr invalid 'invalid\.gpkg: feature 2 \(class bowtie\) is not a valid polygon '\
+'\(self-intersection at or near point 508400 4995200\); repaired with MakeValid$' "the bow-tie's repair"
+expect_stderr invalid 'invalid\.gpkg: feature 3 \(class sliver\) is not a valid polygon \([^)]+\) '\
+'and MakeValid leaves no area; skipped$' "the sliver's skip"
 n=$(grep -c 'is not a valid polygon' "$GM_LOGS/invalid.err" || true)
 [ "$n" -eq 2 ] || fail "invalid: $n 'is not a valid polygon' warnings, expected 2 (features 2 and 3)"
 ! grep -q 'features are not valid polygons' "$GM_LOGS/invalid.err" ||
@@ -112,7 +114,8 @@ if grep -E '[1-9][0-9]* smaller than a pixel' "$GM_LOGS/invalid.err" >&2; then
   fail "invalid: a polygon reported smaller than a pixel (the bow-tie's area taken as 0?)"
 fi
 ok "invalid: no polygon smaller than a pixel"
-expect_stderr invalid 'invalid\.gpkg: 2 polygons, 2 classes; 1 features skipped \(no value 0, no geometry 0, no composition 0, invalid beyond repair 1\); 1 invalid polygons repaired with MakeValid$' \
+expect_stderr invalid 'invalid\.gpkg: 2 polygons, 2 classes; 1 features skipped \(no value 0, no geometry 0, '\
+'no composition 0, invalid beyond repair 1\); 1 invalid polygons repaired with MakeValid$' \
   "the true totals (1 skipped, 1 repaired)"
 
 check "samples: the bow-tie gets as many points as the square (40 each), in both its lobes; the sliver none"
@@ -152,11 +155,11 @@ named=$(grep -oE 'many\.gpkg: feature [0-9]+ \(map unit MU[0-9]+\) is not a vali
 want=$(seq 1 20 | paste -sd, -)
 [ "$named" = "$want" ] || fail "many: features named in warnings: '$named', expected $want"
 ok "many: features $want named, one warning each"
-expect_stderr many 'many\.gpkg: feature 5 \(map unit MU05\) is not a valid polygon \([^)]+\) and MakeValid leaves no area; skipped$' \
-  "sliver MU05's skip"
-expect_stderr many 'many\.gpkg: 26 features are not valid polygons: 24 repaired with MakeValid, 2 skipped \(only the first 20 are named above\)$' \
-  "the summary's true totals"
-expect_stderr many 'many\.gpkg: 25 polygons, 2 classes; 2 features skipped \(no value 0, no geometry 0, no composition 0, invalid beyond repair 2\); 24 invalid polygons repaired with MakeValid$' \
-  "the reader's true totals"
+expect_stderr many 'many\.gpkg: feature 5 \(map unit MU05\) is not a valid polygon \([^)]+\) '\
+'and MakeValid leaves no area; skipped$' "sliver MU05's skip"
+expect_stderr many 'many\.gpkg: 26 features are not valid polygons: 24 repaired with MakeValid, 2 skipped '\
+'\(only the first 20 are named above\)$' "the summary's true totals"
+expect_stderr many 'many\.gpkg: 25 polygons, 2 classes; 2 features skipped \(no value 0, no geometry 0, '\
+'no composition 0, invalid beyond repair 2\); 24 invalid polygons repaired with MakeValid$' "the reader's true totals"
 oracle many_samples check_samples.py "$out2" --polygons "$D/many.gpkg" --covariates "${covs[@]}" \
   --composition "$D/many.csv" --id-field map_unit --samples-per-polygon 4 --gdal-points 10

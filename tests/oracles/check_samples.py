@@ -12,17 +12,22 @@ For every table samples/iter-NNN.csv (numbered 001.. without gaps):
               band names being each covariate's file stem, or "<stem>_<k>" (k from 1) for a multi-band file;
   iteration   equals NNN on every row;
   polygon     a feature of the map (its FID; with --id-field also its id value), or -1 for an observation;
+              not one that is invalid beyond repair (see below);
   x, y        in the covariates' CRS, strictly inside that polygon (OGR Contains, the polygon reprojected
-              vertex by vertex to the covariates' CRS when the map has another, as gridmill does);
+              vertex by vertex to the covariates' CRS when the map has another, as gridmill does); a
+              feature that is not a valid polygon (OGR IsValid in the map's CRS, open rings closed first) is
+              first repaired with OGR MakeValid, keeping its polygonal parts, and dropped when none with an
+              area is left, as gridmill repairs and skips them;
   class/code  plain: the polygon's class field; composition: a class of the polygon's composition with a
               proportion > 0; code = the class's row in classes.csv, whose names must be exactly the sorted
-              (byte-wise) set of classes the map/composition (and observations) name;
+              (byte-wise) set of classes the map's polygons kept/the composition (and observations) name;
   target      the polygon's target field (relative 1e-6);
   bands       equal (as float32) to the covariate pixel holding the point, read with python GDAL for every
               row, and to `gdallocationinfo -valonly -geoloc` for K (--gdal-points, default 20) rows of each
               table, chosen with --seed, plus every observation row;
   counts      --samples-per-polygon N: exactly N rows per polygon; --sample-density D: max(M, area_km2 * D)
-              within 1 per polygon (area in the covariates' CRS); observations: one row per observation point,
+              within 1 per polygon (area of the repaired polygon in the covariates' CRS); a polygon dropped
+              as invalid beyond repair has no row; observations: one row per observation point,
               at its coordinates (within 1 mm), with its --observations-field value.
 --expect-share P C S T: over all tables, the share of class C among polygon P's rows is within S +- T.
 Exit 0 with one OK line, 1 listing each problem, 2 if the oracle itself cannot run. It uses no gridmill code.
@@ -118,9 +123,41 @@ class Covariates:
         return out
 
 
+def polygonal(g):
+    """Returns (polygon, repaired): polygon g as gridmill samples it, g itself (open rings closed) when OGR finds
+    it valid, else the polygonal parts of its OGR MakeValid as one MultiPolygon, or None when no part with an
+    area is left; repaired says whether g was invalid."""
+    g = g.Clone()
+    g.CloseRings()
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS's reasons are gridmill's to print, not ours
+    try:
+        if g.IsValid():
+            return g, False
+        fixed = g.MakeValid()
+    except RuntimeError:
+        return None, True
+    finally:
+        gdal.PopErrorHandler()
+    if fixed is None:
+        return None, True
+    fixed.FlattenTo2D()
+    out = ogr.Geometry(ogr.wkbMultiPolygon)
+
+    def add(part):
+        t = ogr.GT_Flatten(part.GetGeometryType())
+        if t == ogr.wkbPolygon and not part.IsEmpty():
+            out.AddGeometry(part)
+        elif t in (ogr.wkbMultiPolygon, ogr.wkbGeometryCollection):
+            for k in range(part.GetGeometryCount()):
+                add(part.GetGeometryRef(k))
+    add(fixed)
+    return (out if not out.IsEmpty() and out.GetArea() > 0 else None), True
+
+
 class Units:
-    """The polygon map: geometries reprojected to the covariates' CRS (vertex by vertex, as OGR does), and
-    attributes by FID."""
+    """The polygon map: geometries repaired when invalid (see polygonal) and reprojected to the covariates' CRS
+    (vertex by vertex, as OGR does), and attributes by FID; 'dropped' holds the FIDs of the features invalid
+    beyond repair, which have attributes but no geometry; 'repaired' counts the features repaired."""
 
     def __init__(self, spec, cov_srs, fields):
         path, layer = split_layer(spec)
@@ -134,16 +171,20 @@ class Units:
         self.srs = traditional(srs) if srs else cov_srs
         to_cov = None if self.srs.IsSame(cov_srs) else osr.CoordinateTransformation(self.srs, cov_srs)
         self.reprojected = to_cov is not None
-        self.geoms, self.attrs = {}, {}
+        self.geoms, self.attrs, self.dropped, self.repaired = {}, {}, set(), 0
         for f in self.lyr:
             g = f.GetGeometryRef()
             if g is None or g.IsEmpty():
                 continue
-            g = g.Clone()
+            self.attrs[f.GetFID()] = {k: f.GetField(k) for k in fields if k}
+            g, repaired = polygonal(g)
+            if g is None:
+                self.dropped.add(f.GetFID())
+                continue
+            self.repaired += repaired
             if to_cov is not None:
                 g.Transform(to_cov)
             self.geoms[f.GetFID()] = g
-            self.attrs[f.GetFID()] = {k: f.GetField(k) for k in fields if k}
         self.lyr.ResetReading()
 
     def contains(self, fid, x, y):
@@ -243,7 +284,7 @@ def main():
         if comp is not None:
             named = {c for parts in comp.values() for c, p in parts.items() if p > 0}
         else:
-            named = {str(a[field]) for a in units.attrs.values()}
+            named = {str(units.attrs[fid][field]) for fid in units.geoms}
         named |= {str(v) for _, _, v in obs}
         expected_names = sorted(named, key=lambda s: s.encode("utf-8"))
         path = os.path.join(args.dir, "classes.csv")
@@ -301,6 +342,10 @@ def main():
                     fid = int(key)
                 except ValueError:
                     fid = None
+            if fid in units.dropped:
+                problem("%s line %d: polygon %r is invalid beyond repair (MakeValid leaves no area), yet sampled"
+                        % (name, line, key), "dropped")
+                continue
             if fid not in units.geoms:
                 problem("%s line %d: polygon %r is not a feature of the map" % (name, line, key), "polygon")
                 continue
@@ -397,8 +442,9 @@ def main():
     for kind, n in kinds.items():
         if n > args.max_report:
             problems.append("... and %d more %s problems" % (n - args.max_report, kind))
-    what = "%s: %d tables, %d rows (%d observation rows), %d polygons, %d rows read with gdallocationinfo%s" % (
-        args.dir, len(tables), nrows, nobs, len(units.geoms), ngdal, share_msg)
+    what = "%s: %d tables, %d rows (%d observation rows), %d polygons (%d repaired, %d invalid beyond repair), " \
+        "%d rows read with gdallocationinfo%s" % (args.dir, len(tables), nrows, nobs, len(units.geoms),
+                                                  units.repaired, len(units.dropped), ngdal, share_msg)
     if problems:
         print("check_samples: FAIL %s" % what)
         for msg in problems:

@@ -292,6 +292,18 @@ static void write_vectors(void) {
         {"B", 2, 2, 2, ""}};
     snprintf(slivers[1].wkt, sizeof slivers[1].wkt, "POLYGON(%s)", rect(500470, 4199470, 500530, 4199530));
     write_layer(ds, "slivers", utm, NULL, slivers, 2);
+    /* Not valid polygons (issue 15, D7): a bow-tie whose lobes cancel in its signed area, a sliver of collinear
+     * points, a valid square whose ring is left open, a square with a spike out and back, a valid square. */
+    feature_t invalid[5] = {
+        {"A", 1, 1, 1, "POLYGON((500100 4199100,500500 4199500,500500 4199100,500100 4199500,500100 4199100))"},
+        {"B", 2, 2, 2, "POLYGON((500100 4199700,500200 4199700,500300 4199700,500100 4199700))"},
+        {"C", 3, 3, 3, "POLYGON((500600 4199600,500700 4199600,500700 4199700,500600 4199700))"},
+        {"D", 4, 4, 4, "POLYGON((500600 4199100,500700 4199100,500700 4199200,500700 4199300,500700 4199200,"
+                       "500600 4199200,500600 4199100))"},
+        {"E", 5, 5, 5, ""}};
+    snprintf(invalid[4].wkt, sizeof invalid[4].wkt, "POLYGON(%s)", rect(500800, 4199800, 500900, 4199900));
+    write_layer(ds, "invalid", utm, NULL, invalid, 5);
+    write_layer(ds, "invalid_only", utm, NULL, &invalid[1], 1);
     GDALClose(ds);
 
     ds = GDALCreate(drv, fx("obs.gpkg"), 0, 0, 0, GDT_Unknown, NULL);
@@ -564,6 +576,45 @@ static void test_polys_plain(void **state) {
     gm_polys_destroy(&p);
     assert_null(p);
     gm_polys_destroy(&p); /* takes NULL */
+}
+
+/* Layer "invalid": the bow-tie is repaired into its two triangles (40000 m² each; its signed area is 0), the
+ * spiked square into the square, the open ring is closed without a repair, the sliver is skipped; a map of the
+ * sliver alone has no usable polygon, and the error counts it. */
+static void test_polys_invalid(void **state) {
+    (void)state;
+    char err[GM_ERR_LEN] = "";
+    gm_polys_options_t o = {.path = fx("map.gpkg:invalid"), .class_field = "soil"};
+    gm_polys_t *p = gm_polys_open(&o, utm_wkt, err);
+    if (!p) fail_msg("gm_polys_open: %s", err);
+    const gm_polys_report_t *r = gm_polys_report(p);
+    assert_int_equal(r->features, 5);
+    assert_int_equal(r->repaired_invalid, 2);
+    assert_int_equal(r->skipped_invalid, 1);
+    assert_int_equal(r->skipped_no_value + r->skipped_no_geometry + r->skipped_no_composition, 0);
+    assert_int_equal(gm_polys_count(p), 4);
+    assert_int_equal(gm_polys_nclass(p), 4); /* A C D E: the sliver's B is no class of the map */
+    const int64_t fids[] = {1, 3, 4, 5};
+    const double areas[] = {80000, 10000, 10000, 10000};
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(gm_polys_fid(p, i), fids[i]);
+        assert_near(gm_polys_area(p, i), areas[i], 1e-6);
+    }
+    /* The bow-tie: inside each lobe, not in the gaps above and below the crossing at (500300, 4199300). */
+    assert_true(gm_polys_contains(p, 0, 500150, 4199300));
+    assert_true(gm_polys_contains(p, 0, 500450, 4199300));
+    assert_false(gm_polys_contains(p, 0, 500300, 4199450));
+    assert_false(gm_polys_contains(p, 0, 500300, 4199150));
+    /* The spiked square: the square, and nothing along the spike. */
+    double env[4];
+    gm_polys_envelope(p, 2, env);
+    assert_near(env[3], 4199200, 0);
+    assert_true(gm_polys_contains(p, 2, 500650, 4199150));
+    gm_polys_destroy(&p);
+
+    o.path = fx("map.gpkg:invalid_only");
+    assert_err_has(open_error(&o), "no usable polygon (1 features: 0 without a value, 0 without a geometry, 0 not "
+                                   "in the composition, 1 invalid beyond repair)");
 }
 
 /* Numeric class field code_int (3, 12, 3, 7, 12, 3, 7, 3, NULL, NULL): values are compared as text, so the
@@ -1483,6 +1534,7 @@ int main(void) {
         cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_rng_ranges),
         cmocka_unit_test(test_polys_plain),
+        cmocka_unit_test(test_polys_invalid),
         cmocka_unit_test(test_polys_numeric_class),
         cmocka_unit_test(test_polys_regression),
         cmocka_unit_test(test_polys_reprojection),
