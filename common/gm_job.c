@@ -19,6 +19,8 @@ void gm_job_clear(gm_job_t *job) {
     for (uint32_t i = 0; job->models && i < job->nmodels; i++) free(job->models[i].bytes);
     free(job->models);
     free(job->outputs);
+    for (uint32_t i = 0; job->class_names && i < job->nclass; i++) free(job->class_names[i]);
+    free(job->class_names);
     memset(job, 0, sizeof *job);
 }
 
@@ -242,7 +244,7 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 28);
+    msgpack_pack_map(&pk, 29);
     pack_key(&pk, "v"); msgpack_pack_uint32(&pk, GM_WIRE_VERSION);
     pack_key(&pk, "t"); gm_mpack_pack_cstr(&pk, "job");
     pack_key(&pk, "id"); msgpack_pack_uint64(&pk, job->id);
@@ -261,6 +263,9 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     gm_mpack_pack_cstr(&pk, job->kind == GM_KIND_CLASSIFICATION ? "classification" : "regression");
     pack_key(&pk, "objective"); gm_mpack_pack_cstr(&pk, job->objective);
     pack_key(&pk, "nclass"); msgpack_pack_uint32(&pk, job->nclass);
+    pack_key(&pk, "class_names");
+    msgpack_pack_array(&pk, job->class_names ? job->nclass : 0);
+    for (uint32_t i = 0; job->class_names && i < job->nclass; i++) gm_mpack_pack_cstr(&pk, job->class_names[i]);
     pack_key(&pk, "probabilities");
     if (job->probabilities) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
     pack_key(&pk, "nprob"); msgpack_pack_uint32(&pk, job->nprob);
@@ -319,6 +324,27 @@ static int get_range(const msgpack_object *m, const char *key, uint32_t lo, uint
     if (gm_mpack_uint(m, key, hi, &v, err) < 0) return -1;
     if (v < lo) return gm_err(err, "job key \"%s\" is %llu, below the minimum %u", key, (unsigned long long)v, lo);
     *out = (uint32_t)v;
+    return 0;
+}
+
+/* Decodes the optional "class_names" array: none, or one string (at most GM_JOB_CLASS_NAME_MAX bytes, no NUL)
+ * per class. */
+static int decode_class_names(const msgpack_object *m, gm_job_t *job, char *err) {
+    const msgpack_object *arr = gm_mpack_get(m, "class_names");
+    if (!arr) return 0;
+    if (arr->type != MSGPACK_OBJECT_ARRAY || (arr->via.array.size != 0 && arr->via.array.size != job->nclass))
+        return gm_err(err, "job key \"class_names\" is not an array of %u names", job->nclass);
+    if (arr->via.array.size == 0) return 0;
+    job->class_names = calloc((size_t)job->nclass + 1, sizeof *job->class_names); /* NULL-ended, a CSL list */
+    if (!job->class_names) return gm_err(err, "out of memory");
+    for (uint32_t i = 0; i < job->nclass; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > GM_JOB_CLASS_NAME_MAX ||
+            memchr(o->via.str.ptr, 0, o->via.str.size))
+            return gm_err(err, "job key \"class_names\" item %u is not a name of at most %d bytes", i,
+                          GM_JOB_CLASS_NAME_MAX);
+        if (!(job->class_names[i] = strndup(o->via.str.ptr, o->via.str.size))) return gm_err(err, "out of memory");
+    }
     return 0;
 }
 
@@ -465,6 +491,7 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
     else { gm_err(err, "job key \"kind\" is \"%s\", not regression or classification", kind); goto out; }
     if (gm_mpack_str(m, "objective", job->objective, sizeof job->objective, err) < 0) goto out;
     if (get_range(m, "nclass", 0, 65535, &job->nclass, err) < 0) goto out;
+    if (decode_class_names(m, job, err) < 0) goto out;
     if (job->kind == GM_KIND_CLASSIFICATION && job->nclass < 2)
         { gm_err(err, "job is a classification with %u classes", job->nclass); goto out; }
     if (gm_mpack_bool(m, "probabilities", &job->probabilities, err) < 0) goto out;

@@ -17,6 +17,7 @@
 #define GM_JOB_MAX_PARAMS 64    /* most training parameters */
 #define GM_JOB_MAX_QUANTILES 32 /* most quantiles a regression summary writes */
 #define GM_JOB_EP_LEN 256       /* longest endpoint string */
+#define GM_JOB_CLASS_NAME_MAX 1024 /* longest class name a job carries, in bytes */
 
 typedef enum { GM_KIND_REGRESSION = 1, GM_KIND_CLASSIFICATION } gm_model_kind_t;
 
@@ -73,6 +74,7 @@ typedef struct {
     gm_model_kind_t kind;        /* regression or classification */
     char objective[64];          /* XGBoost objective name, e.g. "multi:softprob" */
     uint32_t nclass;             /* classes (classification), 0 for regression */
+    char **class_names;          /* the name of each class code (nclass, then NULL; owned), or NULL: "class N" */
     int probabilities;           /* predict, classification: also write one probability band per class */
     uint32_t nprob;              /* summarise: write the n most probable classes (0: not) */
     uint32_t nquantiles;         /* summarise, regression: quantiles written */

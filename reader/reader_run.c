@@ -100,6 +100,15 @@ static int plan_summary(reader_t *r, gm_job_t *job, gm_model_kind_t kind, const 
     if (kind == GM_KIND_CLASSIFICATION) {
         job->nprob = o->nprob;
         if (o->quantiles) gm_log(GM_LOG_WARN, "--quantiles ignored: the models are classifications");
+        /* the map's class names go into the outputs (band descriptions, category names) */
+        const gm_polys_t *polys = r->run ? r->run->polys : NULL;
+        if (polys && gm_polys_nclass(polys) == nclass) {
+            job->class_names = calloc((size_t)nclass + 1, sizeof *job->class_names); /* NULL-ended */
+            for (uint32_t c = 0; job->class_names && c < nclass; c++)
+                if (!(job->class_names[c] = strndup(gm_polys_class_name(polys, c), GM_JOB_CLASS_NAME_MAX)))
+                    return gm_err(err, "out of memory");
+            if (!job->class_names) return gm_err(err, "out of memory");
+        }
     } else {
         if (o->nprob) gm_log(GM_LOG_WARN, "--nprob ignored: the models are regressions");
         if (o->quantiles && parse_quantiles(o->quantiles, job, err) < 0) return -1;

@@ -99,6 +99,9 @@ int writer_owns_output(const writer_options_t *opt, uint32_t i);
  * with 'suffix' (".part"; none when it owns none). Returns 0, or -1 with 'err'. */
 int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job,
                           const char *suffix, char *err);
+/* Renames output file 'from' to 'to' with its GDAL sidecar (FROM.aux.xml: category names), when it has one.
+ * Returns 0, or -1 with 'err'. */
+int writer_rename_output(const char *from, const char *to, char *err);
 /* Maps a wire sample type to GDAL's. */
 GDALDataType writer_gdal_type(gm_dtype_t dt);
 /* Writes tile 't' of every output this writer owns and flushes it from GDAL's cache, so the tiles reach the

@@ -303,8 +303,7 @@ static int rebuild(writer_t *wr, sources_t *src, uint32_t v, tile_t *t, int *ado
     for (uint32_t i = 0; i < wr->outs.n; i++) {
         char part[4300];
         part_path(wr, &job->outputs[wr->outs.index[i]], ".part", part, sizeof part);
-        if (rename(wr->outs.tmp_path[i], part) != 0)
-            return gm_err(err, "%s: cannot rename to %s: %s", wr->outs.tmp_path[i], part, strerror(errno));
+        if (writer_rename_output(wr->outs.tmp_path[i], part, err) < 0) return -1;
         *adopted = 1;
         free(wr->outs.tmp_path[i]);
         wr->outs.tmp_path[i] = strdup(part);

@@ -13,6 +13,7 @@
 
 #include "gm_gdal.h"
 #include "gm_log.h"
+#include "gm_palette.h"
 #include "writer.h"
 
 GDALDataType writer_gdal_type(gm_dtype_t dt) {
@@ -31,7 +32,10 @@ GDALDataType writer_gdal_type(gm_dtype_t dt) {
 /* Describes band 'b' (from 0) of output 'o': what a GIS shows as the band's name. */
 static void band_description(const gm_job_t *job, const gm_output_t *o, uint32_t b, char *out, size_t cap) {
     switch (o->role) {
-    case GM_ROLE_PROBABILITY: snprintf(out, cap, "class %u", b); break;
+    case GM_ROLE_PROBABILITY:
+        if (job->class_names) snprintf(out, cap, "%s", job->class_names[b]);
+        else snprintf(out, cap, "class %u", b);
+        break;
     case GM_ROLE_NPROB_CLASS: snprintf(out, cap, "class rank %u", b + 1); break;
     case GM_ROLE_NPROB_PROB: snprintf(out, cap, "probability rank %u", b + 1); break;
     case GM_ROLE_QUANTILE: snprintf(out, cap, "quantile %g", job->quantiles[b]); break;
@@ -41,6 +45,27 @@ static void band_description(const gm_job_t *job, const gm_output_t *o, uint32_t
         break;
     default: snprintf(out, cap, "%s", o->name); break;
     }
+}
+
+/* Returns 1 when output 'o' holds class codes (the class, the n most probable, a classification's realisation):
+ * its bands get the class colours and names. */
+static int holds_classes(const gm_job_t *job, const gm_output_t *o) {
+    if (job->kind != GM_KIND_CLASSIFICATION || (o->dtype != GM_DT_U8 && o->dtype != GM_DT_U16)) return 0;
+    return o->role == GM_ROLE_CLASS || o->role == GM_ROLE_NPROB_CLASS || o->role == GM_ROLE_REALISATION;
+}
+
+/* Gives band 'b' (from 1) the class colour table (gm_palette; band 1 only: a GeoTIFF holds one) and, when the
+ * job names its classes, GDAL category names, so a GIS shows the classes by name and colour. */
+static void set_class_table(GDALRasterBandH band, int b, const gm_job_t *job, const uint8_t (*rgb)[3]) {
+    if (job->class_names) GDALSetRasterCategoryNames(band, job->class_names);
+    if (b != 1) return;
+    GDALColorTableH ct = GDALCreateColorTable(GPI_RGB);
+    for (uint32_t c = 0; c < job->nclass; c++) {
+        GDALColorEntry e = {rgb[c][0], rgb[c][1], rgb[c][2], 255};
+        GDALSetColorEntry(ct, (int)c, &e);
+    }
+    GDALSetRasterColorTable(band, ct);
+    GDALDestroyColorTable(ct);
 }
 
 /* Checks that the output folder exists (creating it if its parent does) and is writable. */
@@ -99,6 +124,21 @@ static char **creation_options(const writer_options_t *opt, const gm_job_t *job,
     return co;
 }
 
+int writer_rename_output(const char *from, const char *to, char *err) {
+    char from_aux[4300], to_aux[4300];
+    snprintf(from_aux, sizeof from_aux, "%s.aux.xml", from);
+    snprintf(to_aux, sizeof to_aux, "%s.aux.xml", to);
+    /* the sidecar first: while the raster has its old name, a re-run still finds both under it */
+    if (access(from_aux, F_OK) == 0) {
+        if (rename(from_aux, to_aux) != 0)
+            return gm_err(err, "%s: cannot rename to %s: %s", from_aux, to_aux, strerror(errno));
+    } else {
+        unlink(to_aux); /* none: an older one must not describe the new file */
+    }
+    if (rename(from, to) != 0) return gm_err(err, "%s: cannot rename to %s: %s", from, to, strerror(errno));
+    return 0;
+}
+
 int writer_owns_output(const writer_options_t *opt, uint32_t i) { return i % opt->shards == opt->shard; }
 
 int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, const gm_job_t *job,
@@ -122,6 +162,8 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
         gtiff_opt.create_options = NULL; /* the user's -co are for the COG */
     }
     char **co = creation_options(&gtiff_opt, job, gtiff);
+    uint8_t(*rgb)[3] = job->kind == GM_KIND_CLASSIFICATION ? malloc((size_t)job->nclass * 3) : NULL;
+    if (rgb) gm_palette_classes(job->nclass, rgb);
     for (uint32_t i = 0; i < job->noutputs; i++) {
         if (!writer_owns_output(opt, i)) continue;
         const gm_output_t *o = &job->outputs[i];
@@ -139,6 +181,7 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
         if (!ds) {
             gm_err(err, "%s: cannot create: %s", outs->tmp_path[k], gm_gdal_last_error());
             CSLDestroy(co);
+            free(rgb);
             return -1;
         }
         outs->ds[k] = ds;
@@ -147,12 +190,14 @@ int writer_outputs_create(writer_outputs_t *outs, const writer_options_t *opt, c
         for (uint32_t b = 1; b <= o->bands; b++) {
             GDALRasterBandH band = GDALGetRasterBand(ds, (int)b);
             GDALSetRasterNoDataValue(band, o->nodata);
-            char desc[48];
+            char desc[GM_JOB_CLASS_NAME_MAX + 1];
             band_description(job, o, b - 1, desc, sizeof desc);
             GDALSetDescription(band, desc);
+            if (rgb && holds_classes(job, o)) set_class_table(band, (int)b, job, (const uint8_t(*)[3])rgb);
         }
     }
     CSLDestroy(co);
+    free(rgb);
     return 0;
 }
 
@@ -203,16 +248,14 @@ int writer_outputs_finish(writer_outputs_t *outs, char *err) {
             return gm_err(err, "%s: cannot copy to a COG: %s", outs->tmp_path[i], gm_gdal_last_error());
         }
         if (writer_sync_file(copy, err) < 0) return -1;
-        if (rename(copy, outs->tmp_path[i]) != 0)
-            return gm_err(err, "%s: cannot rename to %s: %s", copy, outs->tmp_path[i], strerror(errno));
+        if (writer_rename_output(copy, outs->tmp_path[i], err) < 0) return -1;
     }
     /* every output whole on disk before the first takes its final name, and the names on disk before the
      * ledger goes */
     for (uint32_t i = 0; i < outs->n; i++)
         if (writer_sync_file(outs->tmp_path[i], err) < 0) return -1;
     for (uint32_t i = 0; i < outs->n; i++) {
-        if (rename(outs->tmp_path[i], outs->final_path[i]) != 0)
-            return gm_err(err, "%s: cannot rename to %s: %s", outs->tmp_path[i], outs->final_path[i], strerror(errno));
+        if (writer_rename_output(outs->tmp_path[i], outs->final_path[i], err) < 0) return -1;
         writer_debug_kill("finish");
     }
     char dir[4200];
