@@ -30,6 +30,7 @@ typedef struct {
 /* One polygon: its rings are ring_off[ring0 .. ring0+nrings] in the map's flat arrays. */
 typedef struct {
     int64_t fid;
+    char *id;        /* composition with an id field: the polygon's id value (owned), else NULL */
     double env[4]; /* xmin, ymin, xmax, ymax */
     double area;
     size_t ring0;
@@ -797,7 +798,8 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
             return gm_err(err, "%s: feature %" PRId64 " is a %s, not a polygon or multipolygon", file, fid,
                           OGR_G_GetGeometryName(g));
     }
-    const char *name = NULL, *label = NULL;
+    const char *name = NULL, *label = NULL, *id = NULL; /* id: composition, the polygon's key */
+    int keep_id = 0;                                     /* id is an id field's value, kept with it */
     double target = NAN;
     long first_row = -1;
     char fid_text[32], label_text[128];
@@ -817,12 +819,12 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
             return 0;
         }
     } else {
-        const char *id = NULL;
         if (op->field < 0) {
             snprintf(fid_text, sizeof fid_text, "%" PRId64, fid);
             id = fid_text;
         } else if (OGR_F_IsFieldSetAndNotNull(f, op->field)) {
             id = OGR_F_GetFieldAsString(f, op->field);
+            keep_id = 1;
         }
         if (!id || !*id) {
             self->report.skipped_no_value++;
@@ -868,6 +870,8 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
         p->target = target;
     } else if (add_composition(op, p, (size_t)first_row, err) < 0) {
         return -1;
+    } else if (keep_id && !(p->id = strdup(id))) {
+        return gm_err(err, "out of memory");
     }
     return 0;
 }
@@ -993,6 +997,7 @@ void gm_polys_destroy(gm_polys_t **self_p) {
     if (!self) return;
     for (uint32_t i = 0; i < self->nclass; i++) free(self->classes[i]);
     free(self->classes);
+    for (uint32_t i = 0; i < self->npolys; i++) free(self->polys[i].id);
     free(self->polys);
     free(self->ring_off);
     free(self->xy);
@@ -1007,6 +1012,8 @@ void gm_polys_destroy(gm_polys_t **self_p) {
 /* ---- queries ---- */
 
 uint32_t gm_polys_count(const gm_polys_t *self) { return self->npolys; }
+
+const char *gm_polys_id(const gm_polys_t *self, uint32_t i) { return self->polys[i].id; }
 
 const gm_polys_report_t *gm_polys_report(const gm_polys_t *self) { return &self->report; }
 

@@ -91,6 +91,8 @@ int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *e
 
 /* Returns the feature id of polygon 'i'. */
 int64_t gm_polys_fid(const gm_polys_t *self, uint32_t i);
+/* Returns polygon 'i''s value of the id field (composition with --id-field), or NULL when the FID names it. */
+const char *gm_polys_id(const gm_polys_t *self, uint32_t i);
 /* Returns the area of polygon 'i' in squared CRS units (OGR_G_Area after repair and reprojection). */
 double gm_polys_area(const gm_polys_t *self, uint32_t i);
 /* Stores the envelope of polygon 'i' in 'env': xmin, ymin, xmax, ymax. */

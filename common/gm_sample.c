@@ -572,8 +572,16 @@ int gm_samples_write_csv(const gm_samples_t *s, const gm_polys_t *p, uint32_t it
         char *b = line;
         b += gm_fmt_u64(b, iteration);
         *b++ = ',';
-        if (s->polygon[i] < gm_polys_count(p)) b += gm_fmt_i64(b, gm_polys_fid(p, s->polygon[i]));
-        else b += gm_fmt_i64(b, -1); /* an observation */
+        const char *id = s->polygon[i] < gm_polys_count(p) ? gm_polys_id(p, s->polygon[i]) : NULL;
+        if (id) { /* --id-field's value names the polygon, as in the composition: any length, to the file */
+            fwrite(line, 1, (size_t)(b - line), f);
+            gm_polys_put_csv_field(f, id);
+            b = line;
+        } else if (s->polygon[i] < gm_polys_count(p)) {
+            b += gm_fmt_i64(b, gm_polys_fid(p, s->polygon[i]));
+        } else {
+            b += gm_fmt_i64(b, -1); /* an observation */
+        }
         *b++ = ',';
         b += gm_fmt_g(b, s->x[i], 17);
         *b++ = ',';

@@ -11,7 +11,7 @@ For every table samples/iter-NNN.csv (numbered 001.. without gaps):
   header      iteration,polygon,x,y,class,code,<bands> (regression: iteration,polygon,x,y,target,<bands>), the
               band names being each covariate's file stem, or "<stem>_<k>" (k from 1) for a multi-band file;
   iteration   equals NNN on every row;
-  polygon     a feature of the map (its FID; with --id-field also its id value), or -1 for an observation;
+  polygon     a feature of the map (its FID; with --id-field its id value), or -1 for an observation;
               not one that is invalid beyond repair (see below);
   x, y        in the covariates' CRS, strictly inside that polygon (OGR Contains, the polygon reprojected
               vertex by vertex to the covariates' CRS when the map has another, as gridmill does); a
@@ -336,8 +336,9 @@ def main():
             if key == "-1":
                 obs_rows.append(i)
                 continue
-            fid = id_to_fid.get(key)
-            if fid is None:
+            if args.id_field:  # the id field's value names the polygon, not its FID
+                fid = id_to_fid.get(key)
+            else:
                 try:
                     fid = int(key)
                 except ValueError:

@@ -1249,7 +1249,7 @@ static void test_sample_composition(void **state) {
     assert_int_equal(n[1][1] + n[1][2], 2000);
     assert_true(n[1][1] >= 920 && n[1][1] <= 1080);
     assert_int_equal(n[2][4], 2000);
-    /* The sample CSV quotes the comma class. */
+    /* The sample CSV names the polygon by its id field's value (10, FID 1) and quotes the comma class. */
     gm_samples_t *one = gm_samples_new(3);
     for (size_t k = 0; k < s->n && one->n == 0; k++)
         if (s->code[k] == 3)
@@ -1257,7 +1257,7 @@ static void test_sample_composition(void **state) {
                                                (const float[3]){1, 2, 3}, err), 0);
     assert_int_equal(gm_samples_write_csv(one, p, 0, NULL, fx("comp_samples.csv"), err), 0);
     assert_string_equal(read_text(fx("comp_samples.csv")),
-                        "iteration,polygon,x,y,class,code,b1,b2,b3\n0,1,500000.5,4199999.75,\"Red, clay\",3,1,2,3\n");
+                        "iteration,polygon,x,y,class,code,b1,b2,b3\n0,10,500000.5,4199999.75,\"Red, clay\",3,1,2,3\n");
     gm_samples_destroy(&one);
     gm_samples_destroy(&s);
     gm_stack_destroy(&stack);
