@@ -91,7 +91,7 @@ void gm_cli_print_version(const char *program) {
 }
 
 int gm_cli_setup(const char *stage, const gm_cli_common_t *c, char *err) {
-    gm_log_init(stage, c->quiet ? GM_LOG_ERROR : c->verbose ? GM_LOG_DEBUG : GM_LOG_INFO);
+    gm_log_init(stage, c->quiet ? GM_LOG_LOSS : c->verbose ? GM_LOG_DEBUG : GM_LOG_INFO); /* lost data: always */
     if (c->log_file && gm_log_open_file(c->log_file, err) < 0) return -1;
     if (c->curve && gm_sock_curve_load(c->curve, err) < 0) return -1;
     signal(SIGPIPE, SIG_IGN);

@@ -28,7 +28,7 @@ int gm_log_open_file(const char *path, char *err) {
 const char *gm_log_stage(void) { return stage_name; }
 
 void gm_log(gm_log_level_t level, const char *fmt, ...) {
-    static const char *names[] = {"error", "warn", "info", "debug"};
+    static const char *names[] = {"error", "loss", "warn", "info", "debug"};
     if (level > verbosity) return;
     char msg[2048];
     va_list ap;

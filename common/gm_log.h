@@ -6,7 +6,9 @@
 
 #define GM_ERR_LEN 512 /* size of every caller-supplied error buffer */
 
-typedef enum { GM_LOG_ERROR = 0, GM_LOG_WARN, GM_LOG_INFO, GM_LOG_DEBUG } gm_log_level_t;
+/* GM_LOG_LOSS is a warning that data is lost (points not drawn, a polygon skipped): it is never hidden, not
+ * even by -q; its lines carry the level "loss". */
+typedef enum { GM_LOG_ERROR = 0, GM_LOG_LOSS, GM_LOG_WARN, GM_LOG_INFO, GM_LOG_DEBUG } gm_log_level_t;
 
 /* Sets the stage name printed on every line and the most verbose level shown. */
 void gm_log_init(const char *stage, gm_log_level_t max_level);

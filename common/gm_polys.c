@@ -699,10 +699,10 @@ typedef struct {
 
 /* Logs one warning about invalid feature 'fid' ('what' follows "feature N (label) "), unless
  * GM_POLYS_WARN_MAX of them were logged already (the summary at the end of gm_polys_open counts them). */
-static void warn_invalid(opening_t *op, int64_t fid, const char *label, const char *what) {
+static void warn_invalid(opening_t *op, gm_log_level_t level, int64_t fid, const char *label, const char *what) {
     const gm_polys_report_t *r = &op->self->report;
     if (r->repaired_invalid + r->skipped_invalid > GM_POLYS_WARN_MAX) return;
-    gm_log(GM_LOG_WARN, "%s: feature %" PRId64 "%s%s%s %s", op->vec.file, fid, label ? " (" : "", label ? label : "",
+    gm_log(level, "%s: feature %" PRId64 "%s%s%s %s", op->vec.file, fid, label ? " (" : "", label ? label : "",
            label ? ")" : "", what);
 }
 
@@ -737,7 +737,7 @@ static int repair_invalid(opening_t *op, OGRGeometryH g, int64_t fid, const char
         op->self->report.skipped_invalid++;
         snprintf(what, sizeof what, "is not a valid polygon (%s) and MakeValid fails (%s); skipped", reason,
                  gm_gdal_last_error());
-        warn_invalid(op, fid, label, what);
+        warn_invalid(op, GM_LOG_LOSS, fid, label, what);
         return 0;
     }
     OGR_G_FlattenTo2D(valid);
@@ -753,12 +753,12 @@ static int repair_invalid(opening_t *op, OGRGeometryH g, int64_t fid, const char
         OGR_G_DestroyGeometry(mp);
         op->self->report.skipped_invalid++;
         snprintf(what, sizeof what, "is not a valid polygon (%s) and MakeValid leaves no area; skipped", reason);
-        warn_invalid(op, fid, label, what);
+        warn_invalid(op, GM_LOG_LOSS, fid, label, what);
         return 0;
     }
     op->self->report.repaired_invalid++;
     snprintf(what, sizeof what, "is not a valid polygon (%s); repaired with MakeValid", reason);
-    warn_invalid(op, fid, label, what);
+    warn_invalid(op, GM_LOG_WARN, fid, label, what);
     *fixed = mp;
     return 1;
 }
@@ -950,7 +950,8 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
     }
     const gm_polys_report_t *rep = &self->report;
     if (rep->repaired_invalid + rep->skipped_invalid > GM_POLYS_WARN_MAX)
-        gm_log(GM_LOG_WARN, "%s: %" PRIu64 " features are not valid polygons: %" PRIu64 " repaired with MakeValid, "
+        gm_log(rep->skipped_invalid ? GM_LOG_LOSS : GM_LOG_WARN,
+               "%s: %" PRIu64 " features are not valid polygons: %" PRIu64 " repaired with MakeValid, "
                "%" PRIu64 " skipped (only the first %d are named above)", op.vec.file,
                rep->repaired_invalid + rep->skipped_invalid, rep->repaired_invalid, rep->skipped_invalid,
                GM_POLYS_WARN_MAX);
@@ -1039,6 +1040,94 @@ int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *e
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
+}
+
+/* Reads one CSV field at '*p' (quoted with "" for a quote, or bare up to a comma or line end) into a new
+ * string; '*p' moves past it. Returns the string, or NULL when out of memory or a quote is left open. */
+static char *read_csv_field(const char **p) {
+    const char *s = *p;
+    size_t cap = strlen(s) + 1, n = 0;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    if (*s == '"') {
+        for (s++;; s++) {
+            if (!*s) {
+                free(out);
+                return NULL;
+            }
+            if (*s == '"' && s[1] == '"') out[n++] = *s++;
+            else if (*s == '"') break;
+            else out[n++] = *s;
+        }
+        s++;
+    } else {
+        while (*s && *s != ',' && *s != '\n' && *s != '\r') out[n++] = *s++;
+    }
+    out[n] = '\0';
+    *p = s;
+    return out;
+}
+
+int gm_polys_read_class_table(const char *path, char ***names, uint32_t *n, char *err) {
+    *names = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gm_err(err, "%s: cannot open: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    char *text = size >= 0 && size < (64L << 20) ? malloc((size_t)size + 1) : NULL;
+    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
+    fclose(f);
+    if (!text || got != (size_t)size) {
+        free(text);
+        return gm_err(err, "%s: cannot read the class table", path);
+    }
+    text[got] = '\0';
+    const char *p = text;
+    int rc = -1;
+    char **list = NULL;
+    uint32_t count = 0;
+    if (strncmp(p, "code,class", 10) != 0 || (p[10] != '\n' && p[10] != '\r')) {
+        gm_err(err, "%s: not a class table (its first line is not code,class)", path);
+        goto out;
+    }
+    p += 10;
+    for (;;) {
+        while (*p == '\r' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        unsigned long code = strtoul(p, &end, 10);
+        if (end == p || *end != ',' || code != count) {
+            gm_err(err, "%s: row %u does not start with code %u", path, count + 1, count);
+            goto out;
+        }
+        p = end + 1;
+        char **more = realloc(list, ((size_t)count + 2) * sizeof *list);
+        if (!more) {
+            gm_err(err, "out of memory");
+            goto out;
+        }
+        list = more;
+        if (!(list[count] = read_csv_field(&p))) {
+            gm_err(err, "%s: row %u: a quoted class name is not closed", path, count + 1);
+            goto out;
+        }
+        list[++count] = NULL;
+        if (*p && *p != '\n' && *p != '\r') {
+            gm_err(err, "%s: row %u has more than two fields", path, count);
+            goto out;
+        }
+    }
+    *names = list;
+    *n = count;
+    list = NULL;
+    rc = 0;
+out:
+    for (uint32_t i = 0; list && i < count; i++) free(list[i]);
+    free(list);
+    free(text);
+    return rc;
 }
 
 int64_t gm_polys_fid(const gm_polys_t *self, uint32_t i) {

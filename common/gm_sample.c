@@ -214,6 +214,12 @@ static int point_values(points_t *pr, uint32_t col, uint32_t row, float *values,
     return 0;
 }
 
+/* A pixel with valid covariates that a polygon meets: its column, row, and whether its centre is inside. */
+typedef struct {
+    uint32_t col, row;
+    int centre_in;
+} cell_t;
+
 /* What one iteration needs for every polygon. */
 typedef struct {
     const gm_polys_t *p;
@@ -221,11 +227,93 @@ typedef struct {
     points_t *points;
     const gm_sample_options_t *o;
     locator_t loc;
+    double gt[6];
     double ext[4];
     double pixel_area;
     uint32_t max_tries, iteration, nbands;
     int composition, regression;
+    cell_t *cells;           /* the valid pixels polygon 'cells_of' meets, once needed (for every iteration) */
+    size_t ncells, cells_cap;
+    uint32_t cells_of;       /* UINT32_MAX: none yet */
+    float *scratch;          /* nbands values */
 } sampler_t;
+
+static int polygon_window(const sampler_t *s, uint32_t i, double win[4]);
+
+/* Map coordinates of pixel position (px, py), in pixels from the grid's origin. */
+static void pixel_xy(const sampler_t *s, double px, double py, double *x, double *y) {
+    *x = s->gt[0] + px * s->gt[1] + py * s->gt[2];
+    *y = s->gt[3] + px * s->gt[4] + py * s->gt[5];
+}
+
+/* Lists in s->cells the pixels with valid covariates that polygon 'i' meets: its centre or a corner is
+ * inside. Returns 0, or -1 with 'err'. */
+static int polygon_cells(sampler_t *s, uint32_t i, char *err) {
+    s->ncells = 0;
+    s->cells_of = i;
+    double win[4];
+    if (polygon_window(s, i, win) < 0) return 0;
+    double c0 = INFINITY, c1 = -INFINITY, r0 = INFINITY, r1 = -INFINITY;
+    for (int k = 0; k < 4; k++) { /* the window's corners in pixels */
+        double x = win[(k & 1) ? 2 : 0], y = win[(k & 2) ? 3 : 1];
+        double px = s->loc.inv[0] + s->loc.inv[1] * x + s->loc.inv[2] * y;
+        double py = s->loc.inv[3] + s->loc.inv[4] * x + s->loc.inv[5] * y;
+        c0 = fmin(c0, px), c1 = fmax(c1, px), r0 = fmin(r0, py), r1 = fmax(r1, py);
+    }
+    uint32_t col0 = (uint32_t)fmax(0, floor(c0)), col1 = (uint32_t)fmin(s->loc.xsize - 1, floor(c1));
+    uint32_t row0 = (uint32_t)fmax(0, floor(r0)), row1 = (uint32_t)fmin(s->loc.ysize - 1, floor(r1));
+    for (uint32_t row = row0; row <= row1; row++)
+        for (uint32_t col = col0; col <= col1; col++) {
+            double x, y;
+            pixel_xy(s, col + 0.5, row + 0.5, &x, &y);
+            int centre = gm_polys_contains(s->p, i, x, y), meets = centre;
+            for (int k = 0; k < 4 && !meets; k++) {
+                pixel_xy(s, col + (k & 1), row + (k >> 1), &x, &y);
+                meets = gm_polys_contains(s->p, i, x, y);
+            }
+            if (!meets) continue;
+            if (point_values(s->points, col, row, s->scratch, err) < 0) return -1;
+            if (has_nan(s->scratch, s->nbands)) continue;
+            if (s->ncells == s->cells_cap) {
+                size_t cap = s->cells_cap ? 2 * s->cells_cap : 256;
+                cell_t *more = realloc(s->cells, cap * sizeof *more);
+                if (!more) return gm_err(err, "sampling: out of memory listing the pixels of polygon %u", i);
+                s->cells = more;
+                s->cells_cap = cap;
+            }
+            s->cells[s->ncells++] = (cell_t){.col = col, .row = row, .centre_in = centre};
+        }
+    return 0;
+}
+
+/* Draws one point of polygon 'i' among its valid pixels (s->cells): a pixel uniformly, then uniform points in
+ * it until one is inside the polygon and on that pixel, or its centre when inside. Returns 1 with (x, y) and
+ * the pixel's values, 0 when no pixel serves, or -1 with 'err'. */
+static int draw_in_cells(sampler_t *s, uint32_t i, gm_rng_t *rng, double *x, double *y, float *values, char *err) {
+    const cell_t *pick = NULL;
+    for (int attempt = 0; attempt < 64 && s->ncells && !pick; attempt++) {
+        size_t k = (size_t)(gm_rng_uniform(rng) * (double)s->ncells);
+        const cell_t *c = &s->cells[k < s->ncells ? k : s->ncells - 1];
+        for (int t = 0; t < 64 && !pick; t++) {
+            uint32_t col, row;
+            pixel_xy(s, c->col + gm_rng_uniform(rng), c->row + gm_rng_uniform(rng), x, y);
+            if (gm_polys_contains(s->p, i, *x, *y) && locate(&s->loc, *x, *y, &col, &row) == 0 && col == c->col &&
+                row == c->row)
+                pick = c;
+        }
+        if (!pick && c->centre_in) {
+            pixel_xy(s, c->col + 0.5, c->row + 0.5, x, y);
+            pick = c;
+        }
+    }
+    for (size_t k = 0; k < s->ncells && !pick; k++) /* the draws missed: the first pixel whose centre is in */
+        if (s->cells[k].centre_in) {
+            pick = &s->cells[k];
+            pixel_xy(s, pick->col + 0.5, pick->row + 0.5, x, y);
+        }
+    if (!pick) return 0;
+    return point_values(s->points, pick->col, pick->row, values, err) < 0 ? -1 : 1;
+}
 
 /* Cuts polygon 'i''s envelope to the raster extent into 'win' (xmin, ymin, xmax, ymax). Returns 0, or -1 when
  * the polygon is outside: no overlap, or only a shared edge (a polygon of zero width or height is not). */
@@ -243,7 +331,7 @@ static int polygon_window(const sampler_t *s, uint32_t i, double win[4]) {
 
 /* Draws polygon 'i''s 'wanted' points into rows at, at+1, ... of 'out' (room for them is reserved), with its
  * own random stream. Returns how many points it kept, or -1 with 'err'. */
-static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, gm_samples_t *out, size_t at,
+static int64_t sample_polygon(sampler_t *s, uint32_t i, uint32_t wanted, gm_samples_t *out, size_t at,
                               gm_sample_report_t *rep, char *err) {
     double win[4];
     polygon_window(s, i, win);
@@ -253,11 +341,12 @@ static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, g
     uint32_t code = gm_polys_code(s->p, i);
     float target = s->regression ? (float)gm_polys_target(s->p, i) : NAN;
     size_t j = at;
+    int in_cells = 0; /* the envelope failed: the rest are drawn among the valid pixels */
     for (uint32_t k = 0; k < wanted; k++) {
         float *values = out->values + j * s->nbands;
         double x = 0, y = 0;
         int found = 0;
-        for (uint32_t t = 0; t < s->max_tries && !found; t++) {
+        for (uint32_t t = 0; t < s->max_tries && !found && !in_cells; t++) {
             rep->draws++;
             x = x0 + w * gm_rng_uniform(&rng);
             y = y0 + h * gm_rng_uniform(&rng);
@@ -265,6 +354,13 @@ static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, g
             if (!gm_polys_contains(s->p, i, x, y) || locate(&s->loc, x, y, &col, &row) < 0) continue;
             if (point_values(s->points, col, row, values, err) < 0) return -1;
             found = !has_nan(values, s->nbands);
+        }
+        if (!found) {
+            if (!in_cells) rep->polygons_cells++;
+            in_cells = 1;
+            if (s->cells_of != i && polygon_cells(s, i, err) < 0) return -1;
+            found = draw_in_cells(s, i, &rng, &x, &y, values, err);
+            if (found < 0) return -1;
         }
         if (!found) {
             rep->points_short++;
@@ -279,6 +375,11 @@ static int64_t sample_polygon(const sampler_t *s, uint32_t i, uint32_t wanted, g
     }
     rep->points += j - at;
     if (j == at) rep->polygons_failed++;
+    if (j - at < wanted) {
+        rep->polygons_short++;
+        if (rep->nshort < GM_SAMPLE_SHORT_MAX)
+            rep->shorts[rep->nshort++] = (gm_sample_short_t){.polygon = i, .wanted = wanted, .drawn = (uint32_t)(j - at)};
+    }
     return (int64_t)(j - at);
 }
 
@@ -313,6 +414,12 @@ typedef struct {
 static int visit_cmp(const void *a, const void *b) {
     const visit_t *u = a, *v = b;
     if (u->key != v->key) return u->key < v->key ? -1 : 1;
+    return (u->polygon > v->polygon) - (u->polygon < v->polygon);
+}
+
+/* Orders short polygons by index. */
+static int short_cmp(const void *a, const void *b) {
+    const gm_sample_short_t *u = a, *v = b;
     return (u->polygon > v->polygon) - (u->polygon < v->polygon);
 }
 
@@ -356,12 +463,14 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
         return gm_err(err, "sampling: density %g per km² is not a positive number", o->density_km2);
     points_t points;
     points_init(&points, stack);
-    sampler_t s = {.p = p, .stack = stack, .points = &points, .o = o, .nbands = gm_stack_nbands(stack)};
+    sampler_t s = {.p = p, .stack = stack, .points = &points, .o = o, .nbands = gm_stack_nbands(stack),
+                   .cells_of = UINT32_MAX};
     for (uint32_t j = 0; j < k; j++)
         if (outs[j]->nbands != s.nbands)
             return gm_err(err, "sampling: the sample table has %u bands, the stack %u", outs[j]->nbands, s.nbands);
     const gm_grid_t *grid = gm_stack_grid(stack);
     if (locator_init(&s.loc, grid) < 0) return gm_err(err, "sampling: the rasters' geotransform cannot be inverted");
+    memcpy(s.gt, grid->gt, sizeof s.gt);
     grid_extent(grid, s.ext);
     s.pixel_area = fabs(grid->gt[1] * grid->gt[5] - grid->gt[2] * grid->gt[4]);
     s.max_tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
@@ -375,8 +484,9 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
     visit_t *visits = malloc((size_t)np * sizeof *visits);
     size_t *base = malloc((k ? k : 1) * sizeof *base);
     uint32_t *got = malloc(((size_t)np * k + 1) * sizeof *got); /* points kept, per polygon and iteration */
+    s.scratch = malloc(((size_t)s.nbands + 1) * sizeof *s.scratch);
     int rc = -1;
-    if (!visits || !base || !got) {
+    if (!visits || !base || !got || !s.scratch) {
         gm_err(err, "sampling: out of memory for %u polygons", np);
         goto out_free;
     }
@@ -417,9 +527,13 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
             move_rows(outs[j], outs[j]->n, base[j] + visits[v].slot, n);
             outs[j]->n += n;
         }
+    for (uint32_t j = 0; j < k; j++) /* the short polygons by index, whatever the visiting order */
+        qsort(reps[j].shorts, reps[j].nshort, sizeof *reps[j].shorts, short_cmp);
     rc = 0;
 out_free:
     points_free(&points);
+    free(s.cells);
+    free(s.scratch);
     free(visits);
     free(base);
     free(got);

@@ -19,7 +19,8 @@
 #include "gm_stack.h"
 
 #define GM_SAMPLE_NO_POLYGON UINT32_MAX  /* polygon index of an observation */
-#define GM_SAMPLE_DEFAULT_TRIES 100u     /* draws per wanted point when max_tries is 0 */
+#define GM_SAMPLE_DEFAULT_TRIES 100u     /* draws in the envelope per wanted point when max_tries is 0 */
+#define GM_SAMPLE_SHORT_MAX 64           /* polygons short of points listed by one report */
 
 /* A table of sample points and their covariates, grown by the functions below. The caller owns it and may
  * read every field; 'values' is n rows of nbands float32 (NaN = nodata, only from extraction). */
@@ -38,18 +39,30 @@ typedef struct {
     uint32_t per_polygon;     /* fixed count per polygon; 0 = use density_km2 */
     double density_km2;       /* points per km² of polygon area (area in CRS units², taken as m²) */
     uint32_t min_per_polygon; /* with a density: at least this many */
-    uint32_t max_tries;       /* draws per wanted point before giving it up; 0 = GM_SAMPLE_DEFAULT_TRIES */
+    uint32_t max_tries;       /* draws in the envelope per wanted point before drawing among the polygon's
+                                 valid pixels instead; 0 = GM_SAMPLE_DEFAULT_TRIES */
     uint64_t seed;
 } gm_sample_options_t;
+
+/* A polygon that got fewer points than it wanted in one iteration: it has no pixel with valid covariates
+ * left to draw from (none, or none that the polygon meets). */
+typedef struct {
+    uint32_t polygon;          /* index in the map */
+    uint32_t wanted, drawn;
+} gm_sample_short_t;
 
 /* What one gm_sample_iteration call did. */
 typedef struct {
     uint32_t polygons_outside; /* envelope does not meet the raster extent: no points */
     uint32_t polygons_small;   /* area below one pixel's area: sampled anyway */
-    uint32_t polygons_failed;  /* points wanted but none found within the tries */
+    uint32_t polygons_failed;  /* points wanted but none could be drawn */
+    uint32_t polygons_short;   /* polygons with fewer points than wanted (polygons_failed among them) */
+    uint32_t polygons_cells;   /* polygons drawn among their valid pixels once max_tries envelope draws failed */
     uint64_t points;           /* points added */
-    uint64_t points_short;     /* wanted points given up after max_tries draws */
+    uint64_t points_short;     /* wanted points that could not be drawn */
     uint64_t draws;            /* candidate points drawn */
+    uint32_t nshort;           /* entries of 'shorts': short polygons (at most GM_SAMPLE_SHORT_MAX), by index */
+    gm_sample_short_t shorts[GM_SAMPLE_SHORT_MAX];
 } gm_sample_report_t;
 
 /* What gm_sample_read_observations read, kept and dropped. */
@@ -82,8 +95,11 @@ int gm_sample_pixel(const gm_grid_t *grid, double x, double y, uint32_t *col, ui
 /* Appends iteration 'iteration''s points to 'out' (whose nbands must match the stack) and fills 'rep'.
  * For each polygon i in order, with the stream gm_rng_seed(seed, iteration, i): draws uniform points in the
  * polygon's envelope cut to the raster extent and keeps those inside the polygon (so the kept points are
- * uniform in it) whose pixel is on the raster with no NaN band; each wanted point gets at most max_tries
- * draws. Class: the polygon's (plain), or drawn from its composition with one more uniform of the same
+ * uniform in it) whose pixel is on the raster with no NaN band. When max_tries draws in a row find no such
+ * point (a ragged polygon, mostly on nodata), the polygon's remaining points that iteration are drawn among
+ * the pixels with valid covariates that it meets (at their centre or a corner): a pixel uniformly, then a
+ * uniform point in it until one is inside the polygon, or the pixel's centre when that is inside. So every
+ * polygon that meets a valid pixel gets exactly its count; the others are listed in rep->shorts. Class: the polygon's (plain), or drawn from its composition with one more uniform of the same
  * stream; regression: the polygon's target. Returns 0, or -1 with 'err' (bad options, read errors). */
 int gm_sample_iteration(const gm_polys_t *p, gm_stack_t *stack, const gm_sample_options_t *o, uint32_t iteration,
                         gm_samples_t *out, gm_sample_report_t *rep, char *err);

@@ -117,6 +117,42 @@ static int plan_summary(reader_t *r, gm_job_t *job, gm_model_kind_t kind, const 
     return 0;
 }
 
+/* --models DIR: the class names of the run that trained them, from its classes.csv (in DIR or the folder
+ * above it, where a run leaves it), into the job, and copied to this run's DIR/classes.csv. Without one, or
+ * with another number of classes (a warning), the outputs say "class N". Returns 0, or -1 with 'err'. */
+static int models_class_names(reader_t *r, gm_job_t *job, char *err) {
+    const reader_options_t *o = &r->opt;
+    char path[4200], mine[4200];
+    snprintf(path, sizeof path, "%s/classes.csv", o->models_dir);
+    if (access(path, F_OK) != 0) snprintf(path, sizeof path, "%s/../classes.csv", o->models_dir);
+    if (access(path, F_OK) != 0) return 0;
+    char **names;
+    uint32_t n;
+    if (gm_polys_read_class_table(path, &names, &n, err) < 0) return -1;
+    if (n != job->nclass) {
+        gm_log(GM_LOG_WARN, "%s names %u classes, the models have %u: the outputs say \"class N\"", path, n,
+               job->nclass);
+        for (uint32_t i = 0; i < n; i++) free(names[i]);
+        free(names);
+        return 0;
+    }
+    job->class_names = names;
+    if (!reader_is_primary(r)) return 0;
+    snprintf(mine, sizeof mine, "%s/classes.csv", o->out_dir);
+    if (make_dir(o->out_dir, err) < 0) return -1;
+    FILE *f = fopen(mine, "w");
+    if (!f) return gm_err(err, "%s: cannot create: %s", mine, strerror(errno));
+    fputs("code,class\n", f);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "%u,", i);
+        gm_polys_put_csv_field(f, names[i]);
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return gm_err(err, "%s: cannot write: %s", mine, strerror(errno));
+    return 0;
+}
+
 /* --models DIR: loads DIR/iter-*.json (or .ubj) in name order and installs the summary job. */
 static int load_models(reader_t *r, char *err) {
     const reader_options_t *o = &r->opt;
@@ -182,6 +218,7 @@ static int load_models(reader_t *r, char *err) {
         snprintf(m->format, sizeof m->format, "%s", gm_job_model_format(m->bytes, m->size));
     }
     if (plan_summary(r, &job, first.kind, first.objective, first.nclass, err) < 0) goto out;
+    if (first.kind == GM_KIND_CLASSIFICATION && models_class_names(r, &job, err) < 0) goto out;
     if (gm_job_plan_outputs(&job, err) < 0 || reader_job_install(r, &job, err) < 0) goto out;
     gm_log(GM_LOG_INFO, "%s: %zu models (%s)", o->models_dir, n, first.objective);
     rc = 0;
@@ -393,6 +430,8 @@ int reader_run_start(reader_t *r, char *err) {
     return rc;
 }
 
+static int write_not_drawn(reader_t *r, uint32_t it, const gm_samples_t *smp, char *err);
+
 /* Adds the observations to iteration j's table, writes it, and lays out its training rows. Returns 0, or -1
  * with s->err. */
 static int finish_iteration(sampling_t *s, uint32_t j, gm_samples_t *smp) {
@@ -400,6 +439,7 @@ static int finish_iteration(sampling_t *s, uint32_t j, gm_samples_t *smp) {
     reader_run_t *run = r->run;
     uint32_t nb = smp->nbands;
     char path[4200];
+    if (reader_is_primary(r) && write_not_drawn(r, s->iteration[j], smp, s->err) < 0) return -1;
     const gm_samples_t *obs = run->observations;
     for (size_t i = 0; i < obs->n; i++)
         if (gm_samples_append(smp, obs->x[i], obs->y[i], obs->polygon[i], obs->code[i], obs->target[i],
@@ -417,6 +457,77 @@ static int finish_iteration(sampling_t *s, uint32_t j, gm_samples_t *smp) {
     memcpy(s->X[j], smp->values, smp->n * nb * sizeof(float));
     int regression = gm_polys_is_regression(run->polys);
     for (size_t i = 0; i < smp->n; i++) s->y[j][i] = regression ? smp->target[i] : (float)smp->code[i];
+    return 0;
+}
+
+/* Writes polygon 'i''s name as the sample tables give it (its --id-field value, else its FID) into 'out'. */
+static void polygon_name(const gm_polys_t *p, uint32_t i, char *out, size_t cap) {
+    const char *id = gm_polys_id(p, i);
+    if (id) snprintf(out, cap, "%s", id);
+    else snprintf(out, cap, "%lld", (long long)gm_polys_fid(p, i));
+}
+
+/* Iteration 'it' (from 0) drew fewer points than wanted in some polygons (none has a pixel with valid
+ * covariates left to draw from): one warning of lost data naming the first few, with the totals and the list
+ * write_not_drawn made. Returns 0. */
+static int report_not_drawn(reader_t *r, uint32_t it, const gm_sample_report_t *rep) {
+    reader_run_t *run = r->run;
+    char path[4200], name[256];
+    snprintf(path, sizeof path, "%s/samples/not-drawn-%0*u.csv", r->opt.out_dir, run->width, it + 1);
+    if (!rep->points_short) return 0;
+    char list[1024];
+    size_t len = 0;
+    for (uint32_t k = 0; k < rep->nshort && k < 5 && len < sizeof list; k++) {
+        polygon_name(run->polys, rep->shorts[k].polygon, name, sizeof name);
+        len += (size_t)snprintf(list + len, sizeof list - len, "%spolygon %s (%u of %u)", k ? ", " : "", name,
+                                rep->shorts[k].drawn, rep->shorts[k].wanted);
+    }
+    gm_log(GM_LOG_LOSS, "sampling: iteration %u: %llu point%s not drawn in %u polygon%s with no pixel of valid "
+           "covariates left to draw from: %s%s (see %s)", it + 1, (unsigned long long)rep->points_short,
+           rep->points_short > 1 ? "s" : "", rep->polygons_short, rep->polygons_short > 1 ? "s" : "", list,
+           rep->polygons_short > 5 ? ", ..." : "", path);
+    return 0;
+}
+
+/* Writes DIR/samples/not-drawn-NNN.csv for iteration 'it' (from 0) from its table 'smp' (its polygon
+ * points, before the observations): every polygon with fewer points than it wanted, as
+ * iteration,polygon,wanted,drawn (polygon: as the sample tables name it); none: no file. Returns 0, or -1
+ * with 'err'. */
+static int write_not_drawn(reader_t *r, uint32_t it, const gm_samples_t *smp, char *err) {
+    reader_run_t *run = r->run;
+    uint32_t np = gm_polys_count(run->polys);
+    char path[4200], tmp[4300], name[256];
+    snprintf(path, sizeof path, "%s/samples/not-drawn-%0*u.csv", r->opt.out_dir, run->width, it + 1);
+    uint32_t *drawn = calloc((size_t)np + 1, sizeof *drawn);
+    if (!drawn) return gm_err(err, "out of memory counting the points of %u polygons", np);
+    for (size_t k = 0; k < smp->n; k++)
+        if (smp->polygon[k] < np) drawn[smp->polygon[k]]++;
+    FILE *f = NULL;
+    int ok = 1;
+    for (uint32_t i = 0; i < np && ok; i++) {
+        uint32_t wanted = gm_sample_wanted(run->polys, i, &run->sopt);
+        if (drawn[i] >= wanted) continue;
+        if (!f) {
+            snprintf(tmp, sizeof tmp, "%s.part", path);
+            if (!(f = fopen(tmp, "w"))) {
+                free(drawn);
+                return gm_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+            }
+            fputs("iteration,polygon,wanted,drawn\n", f);
+        }
+        polygon_name(run->polys, i, name, sizeof name);
+        fprintf(f, "%u,", it + 1);
+        gm_polys_put_csv_field(f, name);
+        ok = fprintf(f, ",%u,%u\n", wanted, drawn[i]) > 0;
+    }
+    free(drawn);
+    if (!f) {
+        unlink(path); /* every point drawn: a list from an earlier run goes */
+        return 0;
+    }
+    ok = !ferror(f) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) return gm_err(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
@@ -478,14 +589,17 @@ static void after_sampling(uv_work_t *req, int status) {
         goto out;
     }
     for (uint32_t j = 0; j < s->k; j++) {
+        const gm_sample_report_t *rep = &s->report[j];
         if (s->iteration[j] == 0) {
-            const gm_sample_report_t *rep = &s->report[j];
             run->first_report = *rep;
-            if (rep->polygons_outside || rep->polygons_small || rep->polygons_failed || rep->points_short)
-                gm_log(GM_LOG_WARN, "sampling: %u polygons outside the rasters, %u smaller than a pixel, %u without a "
-                       "point on valid covariates; %llu points not drawn", rep->polygons_outside, rep->polygons_small,
-                       rep->polygons_failed, (unsigned long long)rep->points_short);
+            if (rep->polygons_outside)
+                gm_log(GM_LOG_LOSS, "sampling: %u polygon%s outside the rasters: no points there, in any iteration",
+                       rep->polygons_outside, rep->polygons_outside > 1 ? "s lie" : " lies");
+            if (rep->polygons_small)
+                gm_log(GM_LOG_WARN, "sampling: %u polygon%s smaller than a pixel (sampled all the same)",
+                       rep->polygons_small, rep->polygons_small > 1 ? "s are" : " is");
         }
+        report_not_drawn(r, s->iteration[j], rep);
         if (queue_training(s, j) < 0) {
             gm_log(GM_LOG_ERROR, "iteration %u: out of memory queueing the training task", s->iteration[j] + 1);
             reader_finish(r, 1);

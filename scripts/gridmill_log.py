@@ -3,7 +3,7 @@
 Every stage's stderr reaches the supervisor through a pipe, a line at a time (one thread per stage). Each line
 goes whole to DIR/gridmill.log (and to --log-file), whatever -q says. The terminal sees what a GDAL utility
 shows: warnings and errors, as `gridmill-reader: warning: MESSAGE`; with --verbose every line as the stage
-wrote it; with -q errors only. Lines that are not a gridmill stage's log line (a custom stage's own output,
+wrote it; with -q errors and the warnings that data is lost (level "loss": points not drawn, polygons skipped). Lines that are not a gridmill stage's log line (a custom stage's own output,
 valgrind's) are shown as they are (with -q only a stage's last word, `gridmill-STAGE: …`). Once the supervisor stops a run after a failure, the lines of the stages it
 stopped go to the log only (unless --verbose): the failure is one line. The supervisor's own stderr passes
 through the same relay, so on a terminal a line first clears the live progress line, and the two never mix.
@@ -13,9 +13,9 @@ import re
 import sys
 import threading
 
-LINE = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z (\S+)\[(\d+)\] (error|warn|info|debug): (.*)$")
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z (\S+)\[(\d+)\] (error|loss|warn|info|debug): (.*)$")
 FATAL = re.compile(r"^gridmill-[a-z-]+: ")  # a stage's last word before it exits (bad options, bad input)
-LEVEL_WORD = {"error": "error", "warn": "warning"}
+LEVEL_WORD = {"error": "error", "loss": "warning", "warn": "warning"}  # loss: data lost, shown even with -q
 
 
 class Relay:
@@ -77,7 +77,7 @@ class Relay:
             elif not m:  # not a gridmill stage's log line: shown as it is, unless -q (the exit says it failed)
                 if self.mode != "quiet" or level == "error":
                     self.show(line + "\n")
-            elif level == "error" or (level == "warn" and self.mode == "default"):
+            elif level in ("error", "loss") or (level == "warn" and self.mode == "default"):
                 self.show(f"{m.group(1)}: {LEVEL_WORD[level]}: {m.group(4)}\n")
 
     def follow(self, pid, pipe):

@@ -7,6 +7,7 @@ the verdict and DIR/run.json.
 """
 
 import concurrent.futures
+import csv
 import datetime
 import hashlib
 import json
@@ -213,6 +214,24 @@ def hash_outputs(out_dir):
     return [{"file": f, "bytes": os.path.getsize(p), "sha256": h} for f, p, h in zip(files, paths, sums)]
 
 
+def not_drawn(out_dir):
+    """The sample points not drawn, from DIR/samples/not-drawn-*.csv (the reader writes one for every
+    iteration that drew fewer points than wanted in some polygon): {"points": total, "polygons": [{iteration,
+    polygon, wanted, drawn}, ...]}, or None for a run without samples."""
+    d = os.path.join(out_dir, "samples")
+    if not os.path.isdir(d):
+        return None
+    rows = []
+    for name in sorted(os.listdir(d)):
+        if not (name.startswith("not-drawn-") and name.endswith(".csv")):
+            continue
+        with open(os.path.join(d, name), newline="") as f:
+            for r in csv.DictReader(f):
+                rows.append({"iteration": int(r["iteration"]), "polygon": r["polygon"], "wanted": int(r["wanted"]),
+                             "drawn": int(r["drawn"])})
+    return {"points": sum(r["wanted"] - r["drawn"] for r in rows), "polygons": rows}
+
+
 def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text, found, rc, outputs=None):
     """Writes DIR/run.json: parameters, versions ('found', from versions()), per-stage timings, verdict, and the
     outputs with checksums ('outputs' from hash_outputs; None leaves them out, for a first writing before they
@@ -223,6 +242,9 @@ def write_run_json(out_dir, argv, params, started, rows, timeline, verdict_text,
            "wall_s": round((now - started).total_seconds(), 3), "exit_status": rc,
            "versions": found, "parameters": params, "stages": rows, "timeline": timeline,
            "verdict": verdict_text}
+    lost = not_drawn(out_dir)
+    if lost is not None:
+        doc["points_not_drawn"] = lost
     if outputs is not None:
         doc["outputs"] = outputs
     tmp = os.path.join(out_dir, "run.json.part")

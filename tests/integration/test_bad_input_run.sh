@@ -55,7 +55,7 @@ bad() {
   shift 4
   run_gridmill "$name" "$@" --out "$out"
   expect_failure "$name"
-  first=$(grep -Ev ' (info|warn|debug): ' "$GM_LOGS/$name.err" | sed -n 1p)
+  first=$(grep -Ev ' (info|loss|warn|debug): ' "$GM_LOGS/$name.err" | sed -n 1p)
   if ! grep -Eiq -- "$pattern" <<<"$first"; then
     gm_stderr_tail "$name" >&2
     fail "$name: the first error line does not mention $what (/$pattern/): $first"

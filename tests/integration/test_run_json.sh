@@ -73,8 +73,9 @@ run_gridmill gtiff "${pargs[@]}" --out "$T/gtiff"
 expect_success gtiff
 run_gridmill cog "${pargs[@]}" --out "$T/cog" -of COG -co COMPRESS=DEFLATE
 expect_success cog
-gdalinfo "$T/cog/class.tif" | grep -q "LAYOUT=COG" || fail "cog: class.tif is not a COG"
-gdalinfo "$T/cog/class.tif" | grep -q "COMPRESSION=DEFLATE" || fail "cog: -co COMPRESS=DEFLATE was not applied"
+info=$(gdalinfo "$T/cog/class.tif") # whole: grep -q on the pipe would cut gdalinfo short (SIGPIPE, pipefail)
+grep -q "LAYOUT=COG" <<<"$info" || fail "cog: class.tif is not a COG"
+grep -q "COMPRESSION=DEFLATE" <<<"$info" || fail "cog: -co COMPRESS=DEFLATE was not applied"
 "$PYTHON" -c "
 import sys, numpy as np
 from osgeo import gdal

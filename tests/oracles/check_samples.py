@@ -75,7 +75,7 @@ class Covariates:
 
     def __init__(self, paths):
         self.paths = paths
-        self.names, self.arrays, self.files = [], [], []
+        self.names, self.arrays, self.files, self.nodata = [], [], [], []
         for path in paths:
             if not os.path.exists(path):
                 die("%s: no such file" % path)
@@ -88,6 +88,7 @@ class Covariates:
             for b in range(1, ds.RasterCount + 1):
                 self.names.append(stem if ds.RasterCount == 1 else "%s_%d" % (stem, b))
                 self.arrays.append(ds.GetRasterBand(b).ReadAsArray().astype(np.float32))
+                self.nodata.append(ds.GetRasterBand(b).GetNoDataValue())
                 self.files.append((path, b))
             ds = None
 
@@ -101,6 +102,28 @@ class Covariates:
         for b, arr in enumerate(self.arrays):
             out[inside, b] = arr[row[inside], col[inside]]
         return out
+
+    def valid_pixel_met(self, geom):
+        """Returns (col, row) of a pixel with every covariate valid whose centre or a corner lies in 'geom'
+        (an OGR geometry in the covariates' CRS), or None."""
+        gt = self.gt
+        x0, x1, y0, y1 = geom.GetEnvelope()
+        c0, c1 = sorted(((x0 - gt[0]) / gt[1], (x1 - gt[0]) / gt[1]))
+        r0, r1 = sorted(((y0 - gt[3]) / gt[5], (y1 - gt[3]) / gt[5]))
+        c0, r0 = max(0, int(np.floor(c0))), max(0, int(np.floor(r0)))
+        c1, r1 = min(self.size[0] - 1, int(np.floor(c1))), min(self.size[1] - 1, int(np.floor(r1)))
+        valid = np.ones((max(0, r1 - r0 + 1), max(0, c1 - c0 + 1)), bool)
+        for arr, nd in zip(self.arrays, self.nodata):
+            a = arr[r0:r1 + 1, c0:c1 + 1]
+            valid &= ~np.isnan(a) & (a != np.float32(nd) if nd is not None and not np.isnan(nd) else True)
+        for rr, cc in zip(*np.nonzero(valid)):
+            col, row = c0 + cc, r0 + rr
+            for dx, dy in ((0.5, 0.5), (0, 0), (1, 0), (0, 1), (1, 1)):
+                pt = ogr.Geometry(ogr.wkbPoint)
+                pt.AddPoint_2D(gt[0] + (col + dx) * gt[1], gt[3] + (row + dy) * gt[5])
+                if geom.Contains(pt):  # strictly inside: on its edge, gridmill may take it either way
+                    return (int(col), int(row))
+        return None
 
     def gdallocationinfo(self, x, y):
         """Returns float32 [n, nbands] read by `gdallocationinfo -valonly -geoloc`, one call per covariate file."""
@@ -218,6 +241,27 @@ def read_observations(spec, field, cov_srs):
     return out
 
 
+def read_not_drawn(out_dir, t_index, ntables, id_to_fid):
+    """{fid: (wanted, drawn)} from DIR/samples/not-drawn-NNN.csv of iteration t_index (none: {})."""
+    width = max(3, len(str(ntables)))
+    path = os.path.join(out_dir, "samples", "not-drawn-%0*d.csv" % (width, t_index))
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if rows[:1] != [["iteration", "polygon", "wanted", "drawn"]]:
+        die("%s: header %r" % (path, rows[:1]))
+    for r in rows[1:]:
+        if len(r) != 4 or r[0] != str(t_index):
+            die("%s: row %r" % (path, r))
+        fid = id_to_fid.get(r[1]) if id_to_fid is not None else int(r[1])
+        if fid is None or int(r[3]) >= int(r[2]):
+            die("%s: row %r names no polygon short of points" % (path, r))
+        out[fid] = (int(r[2]), int(r[3]))
+    return out
+
+
 def read_composition(path, units, id_field):
     """Returns {fid: {class: proportion}} from a composition CSV keyed by FID or by id_field."""
     by_key = {}
@@ -254,6 +298,8 @@ def main():
     ap.add_argument("--expect-share", nargs=4, metavar=("POLYGON", "CLASS", "SHARE", "TOL"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-report", type=int, default=5)
+    ap.add_argument("--not-drawn", action="store_true", help="polygons may get fewer points than wanted: then "
+                    "samples/not-drawn-NNN.csv lists them, and none may meet a pixel of valid covariates")
     args = ap.parse_args()
     if args.observations and not args.observations_field:
         die("--observations needs --observations-field")
@@ -299,12 +345,17 @@ def main():
                 problem("classes.csv: %r, expected codes 0.. for %r" % (rows, expected_names))
 
     tables = sorted(glob.glob(os.path.join(args.dir, "samples", "iter-*.csv")))
+    left = [f for f in glob.glob(os.path.join(args.dir, "samples", "not-drawn-*.csv"))
+            if int(re.search(r"(\d+)\.csv$", f).group(1)) > len(tables)]
+    if left:
+        die("%s: a not-drawn list for an iteration without a table" % left[0])
     if not tables:
         die("%s/samples: no iter-*.csv" % args.dir)
     head = ["iteration", "polygon", "x", "y"] + (["target"] if regression else ["class", "code"]) + cov.names
     rng = np.random.default_rng(args.seed)
     nrows = ngdal = nobs = 0
     share_hits = share_rows = 0
+    nshort_checked = [0]
     for t_index, path in enumerate(tables, start=1):
         name = "samples/" + os.path.basename(path)
         m = re.search(r"iter-(\d+)\.csv$", path)
@@ -376,9 +427,26 @@ def main():
                 share_rows += 1
                 share_hits += cls == args.expect_share[1]
 
-        # Counts per polygon.
+        # Counts per polygon: each polygon's wanted count, less what samples/not-drawn-NNN.csv says is missing.
+        short = read_not_drawn(args.dir, t_index, len(tables), id_to_fid if args.id_field else None)
+        if short and not args.not_drawn:
+            problem("%s: %d polygons short of points (samples/not-drawn), none expected" % (name, len(short)))
+        for fid, (wanted, drawn) in sorted(short.items()):
+            if per_poly.get(fid, 0) != drawn:
+                problem("%s: polygon %d has %d rows, samples/not-drawn says %d" % (name, fid, per_poly.get(fid, 0),
+                                                                                   drawn), "count")
+            if args.samples_per_polygon is not None and wanted != args.samples_per_polygon:
+                problem("%s: samples/not-drawn says polygon %d wanted %d, not %d" % (name, fid, wanted,
+                                                                                      args.samples_per_polygon))
+            met = cov.valid_pixel_met(units.geoms[fid]) if fid in units.geoms else None
+            if met:
+                problem("%s: polygon %d is %d points short, yet meets pixel %s of valid covariates" % (
+                    name, fid, wanted - drawn, met), "short with valid pixels")
+            nshort_checked[0] += 1
         for fid in sorted(units.geoms):
             n = per_poly.get(fid, 0)
+            if fid in short:
+                continue
             if args.samples_per_polygon is not None and n != args.samples_per_polygon:
                 problem("%s: polygon %d has %d rows, expected %d" % (name, fid, n, args.samples_per_polygon),
                         "count")
