@@ -125,6 +125,10 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
         snprintf(what, sizeof what, "model %u", m + 1);
         self->models[m] = gm_model_load(job->models[m].bytes, job->models[m].size, nthread, what, err);
         if (!self->models[m] || pick_transform(self, m, err) < 0) goto fail;
+        const char *ev = gm_model_evaluator(self->models[m]); /* "gridmill", else why XGBoost's predictor */
+        int own = !strcmp(ev, "gridmill");
+        gm_log(GM_LOG_DEBUG, "model %u (%s): %s%s", m + 1, gm_model_info(self->models[m])->objective,
+               own ? "gridmill's evaluator" : "XGBoost's predictor: ", own ? "" : ev);
         self->realisation_of[m] = -1;
     }
     for (uint32_t o = 0; o < job->noutputs; o++)
@@ -208,10 +212,11 @@ static uint32_t classify_row(gm_applier_t *self, transform_t t, const float *r) 
     case OUT_SOFTMAX:
         gm_forest_softmax(r, nc, self->probs);
         return first_argmax(r, nc);
-    case OUT_LOGITRAW: /* r is the raw margin: p is what binary:logistic would give for it, the class p > 0.5 */
+    case OUT_LOGITRAW: /* r is the raw margin: p is what binary:logistic would give for it, the class margin > 0
+                        * (not p > 0.5: the sigmoid of a margin up to 8.9e-8 rounds to 0.5) */
         self->probs[1] = xgb_sigmoid(r[0]);
         self->probs[0] = 1.0f - self->probs[1];
-        return self->probs[1] > 0.5f;
+        return r[0] > 0.0f;
     default: /* logistic gives p, hinge gives 0 or 1 */
         self->probs[1] = r[0];
         self->probs[0] = 1.0f - r[0];

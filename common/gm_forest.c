@@ -11,7 +11,7 @@
 #include "gm_json.h"
 #include "gm_log.h"
 
-typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE, T_EXP } transform_t;
+typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE, T_EXP, T_EXP_DOUBLE } transform_t;
 
 /* One node: an internal split (left >= 0) or a leaf whose value is 'value'. Children index the same tree. */
 typedef struct {
@@ -215,9 +215,11 @@ static float xgb_sigmoid(float x) {
 }
 
 /* Picks the transform and the margin every row starts from, as XGBoost 1.7's objective does (its PredTransform
- * and ProbToMargin of base_score, measured against python xgboost): binary:logitraw and binary:hinge start
- * from base_score itself and give the raw margin (hinge: margin > 0); the logistic ones from
- * -log(1 / base_score - 1) through a sigmoid; the log-link ones from log(base_score) through expf. */
+ * and ProbToMargin of base_score, measured against python xgboost 1.7.4): the squared, absolute, pseudo-Huber
+ * and squared-log errors, binary:logitraw and binary:hinge start from base_score itself, logitraw giving the
+ * margin and hinge 1 where the margin is > 0, else 0; the logistic ones start from -logf(1 / base_score - 1)
+ * through xgb_sigmoid; the log-link ones from logf(base_score) through expf, except survival:aft, whose exp()
+ * of a float is the double one: (float)exp(margin), a different value for about 1 margin in 2000. */
 static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_score, char *err) {
     static const struct { const char *name; transform_t transform; int base; } table[] = {
         {"reg:squarederror", T_IDENTITY, 0},    {"reg:absoluteerror", T_IDENTITY, 0},
@@ -227,7 +229,7 @@ static int pick_objective(gm_forest_t *self, const gm_json_t *name, float base_s
         {"multi:softprob", T_SOFTPROB, 0},      {"multi:softmax", T_SOFTMAX, 0},
         {"count:poisson", T_EXP, 2},            {"reg:gamma", T_EXP, 2},
         {"reg:tweedie", T_EXP, 2},              {"survival:cox", T_EXP, 2},
-        {"survival:aft", T_EXP, 2},
+        {"survival:aft", T_EXP_DOUBLE, 2},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         if (!gm_json_str_eq(name, table[i].name)) continue;
@@ -401,6 +403,7 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
         }
         case T_SIGMOID: out[i] = xgb_sigmoid(p[0]); break;
         case T_EXP: out[i] = expf(p[0]); break;
+        case T_EXP_DOUBLE: out[i] = (float)exp((double)p[0]); break;
         case T_HINGE: out[i] = p[0] > 0.0f ? 1.0f : 0.0f; break;
         default: out[i] = p[0]; break;
         }

@@ -11,7 +11,8 @@ typedef struct gm_forest gm_forest_t;
 /* Builds the evaluator from a model in XGBoost's JSON format. Returns NULL with 'err' saying why when the
  * model uses something the evaluator does not reproduce exactly (dart or linear boosters, categorical
  * splits, vector leaves, an objective outside multi:softprob, multi:softmax, binary:logistic,
- * binary:logitraw, binary:hinge, reg:logistic, reg:squarederror, reg:absoluteerror, reg:pseudohubererror);
+ * binary:logitraw, binary:hinge, reg:logistic, reg:squarederror, reg:absoluteerror, reg:pseudohubererror,
+ * reg:squaredlogerror, count:poisson, reg:gamma, reg:tweedie, survival:cox, survival:aft);
  * callers then use XGBoost's own predictor. The caller owns the forest. */
 gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err);
 /* Returns the values per row XGBoost's predict gives: num_class for multi:softprob (and for margins of

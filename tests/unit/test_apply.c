@@ -9,7 +9,10 @@
  * Cases span what the applier treats differently: 3, 12 and 16 classes (one AVX-512 register of margins)
  * and 20 (more than one register: the scalar pick), a block of more than one 16384-pixel chunk, a block
  * without nodata, one with nodata only. Each case runs twice: with the default pick and with
- * GRIDMILL_EVALUATOR=scalar (under valgrind, which hides AVX-512 from the program, both take the scalar pick). */
+ * GRIDMILL_EVALUATOR=scalar (under valgrind, which hides AVX-512 from the program, both take the scalar pick).
+ *
+ * And one model's prediction (mode predict) of the binary objectives, class and probabilities, against XGBoost's
+ * values for margins at and just off 0 (and p at 0.5), under every GRIDMILL_EVALUATOR. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,11 +289,126 @@ static void test_blocks(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i]);
 }
 
+/* Trains one model of 'objective' from 'base_score' whose leaves are all 0 (eta 0): every row's margin is the
+ * starting margin base_score gives. Returns its JSON in *json. */
+static void train_flat(const char *objective, const char *base_score, char **json, size_t *len) {
+    enum { N = 64 };
+    static float x[N * NFEATURE], y[N];
+    for (size_t i = 0; i < N; i++) {
+        for (uint32_t k = 0; k < NFEATURE; k++) x[i * NFEATURE + k] = unit() * 10.0f;
+        y[i] = (float)(i % 2);
+    }
+    DMatrixHandle dm;
+    BoosterHandle b;
+    bst_ulong blen;
+    const char *buf;
+    XGB_OK(XGDMatrixCreateFromMat(x, N, NFEATURE, NAN, &dm));
+    XGB_OK(XGDMatrixSetFloatInfo(dm, "label", y, N));
+    XGB_OK(XGBoosterCreate(&dm, 1, &b));
+    XGB_OK(XGBoosterSetParam(b, "nthread", "1"));
+    XGB_OK(XGBoosterSetParam(b, "objective", objective));
+    XGB_OK(XGBoosterSetParam(b, "base_score", base_score));
+    XGB_OK(XGBoosterSetParam(b, "eta", "0"));
+    XGB_OK(XGBoosterUpdateOneIter(b, 0, dm));
+    XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &blen, &buf));
+    *json = malloc(blen);
+    memcpy(*json, buf, blen);
+    *len = blen;
+    XGB_OK(XGBoosterFree(b));
+    XGB_OK(XGDMatrixFree(dm));
+}
+
+/* XGBoost's value (type 0) or margin (type 1) of the first row of 'rows' by model 'json'. */
+static float xgb_value(const char *json, size_t len, const float *rows, int type) {
+    BoosterHandle b;
+    DMatrixHandle dm;
+    const bst_ulong *shape;
+    bst_ulong dim;
+    const float *out;
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+             "\"strict_shape\": false}", type);
+    XGB_OK(XGBoosterCreate(NULL, 0, &b));
+    XGB_OK(XGBoosterLoadModelFromBuffer(b, json, (bst_ulong)len));
+    XGB_OK(XGDMatrixCreateFromMat(rows, 1, NFEATURE, NAN, &dm));
+    XGB_OK(XGBoosterPredictFromDMatrix(b, dm, cfg, &shape, &dim, &out));
+    float v = out[0];
+    XGB_OK(XGDMatrixFree(dm));
+    XGB_OK(XGBoosterFree(b));
+    return v;
+}
+
+/* binary:logitraw's class is margin > 0 even where the sigmoid of the margin rounds to 0.5; binary:logistic's
+ * p > 0.5; binary:hinge's its 0 or 1. Probabilities: p1 within 1e-6 of XGBoost's p (logitraw: the sigmoid of
+ * its margin, in double), p0 = 1 - p1. One block of 5 x 3 pixels, one of them nodata. */
+static void test_binary_predict(void **state) {
+    (void)state;
+    static const struct { const char *objective, *base_score; } cases[] = {
+        {"binary:logitraw", "5e-8"}, {"binary:logitraw", "0"},   {"binary:logitraw", "-5e-8"},
+        {"binary:logitraw", "2.5"},  {"binary:logistic", "0.5"}, {"binary:logistic", "0.50000006"},
+        {"binary:hinge", "1e-7"},    {"binary:hinge", "0"},
+    };
+    static const char *picks[] = {NULL, "scalar", "xgboost"};
+    enum { W = 5, H = 3, NPIX = W * H };
+    float planes[NFEATURE * NPIX], row[NFEATURE];
+    for (size_t i = 0; i < NFEATURE * NPIX; i++) planes[i] = unit() * 10.0f;
+    planes[2 * NPIX + 7] = NAN; /* pixel 7 is nodata */
+    for (uint32_t k = 0; k < NFEATURE; k++) row[k] = planes[(size_t)k * NPIX];
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char err[GM_ERR_LEN], *json;
+        size_t len;
+        train_flat(cases[c].objective, cases[c].base_score, &json, &len);
+        int logitraw = !strcmp(cases[c].objective, "binary:logitraw");
+        float value = xgb_value(json, len, row, 0), margin = xgb_value(json, len, row, 1);
+        uint8_t want_class = logitraw ? margin > 0.0f : value > 0.5f;
+        double want_p = logitraw ? 1.0 / (1.0 + exp(-(double)margin)) : value;
+        gm_job_t job;
+        memset(&job, 0, sizeof job);
+        job.mode = GM_MODE_PREDICT;
+        job.kind = GM_KIND_CLASSIFICATION;
+        snprintf(job.objective, sizeof job.objective, "%s", cases[c].objective);
+        job.nclass = 2;
+        job.nbands = NFEATURE;
+        job.probabilities = 1;
+        job.nmodels = 1;
+        job.models = calloc(1, sizeof *job.models);
+        snprintf(job.models[0].format, sizeof job.models[0].format, "json");
+        job.models[0].bytes = json;
+        job.models[0].size = len;
+        if (gm_job_plan_outputs(&job, err) < 0) fail_msg("plan: %s", err);
+        assert_int_equal(job.noutputs, 2);
+        for (size_t k = 0; k < sizeof picks / sizeof *picks; k++) {
+            uint8_t cls[NPIX];
+            float prob[2 * NPIX];
+            void *outs[2] = {cls, prob};
+            if (picks[k]) setenv("GRIDMILL_EVALUATOR", picks[k], 1);
+            gm_applier_t *a = gm_applier_new(&job, 1, err);
+            unsetenv("GRIDMILL_EVALUATOR");
+            if (!a) fail_msg("gm_applier_new: %s", err);
+            if (gm_applier_run(a, planes, W, H, outs, err) < 0) fail_msg("gm_applier_run: %s", err);
+            for (size_t p = 0; p < NPIX; p++) {
+                uint8_t want = p == 7 ? 255 : want_class;
+                if (cls[p] != want)
+                    fail_msg("%s from %s, %s evaluator: pixel %zu class %u, expected %u (XGBoost's value %.9g, "
+                             "margin %.9g)", cases[c].objective, cases[c].base_score, picks[k] ? picks[k] : "default",
+                             p, cls[p], want, value, margin);
+                if (p == 7) continue;
+                if (fabs(prob[NPIX + p] - want_p) > 1e-6 || prob[p] != 1.0f - prob[NPIX + p])
+                    fail_msg("%s from %s, %s evaluator: pixel %zu p %.9g, %.9g, expected p1 %.9g", cases[c].objective,
+                             cases[c].base_score, picks[k] ? picks[k] : "default", p, prob[p], prob[NPIX + p], want_p);
+            }
+            gm_applier_destroy(&a);
+        }
+        gm_job_clear(&job); /* frees the model's JSON */
+    }
+}
+
 int main(void) {
     gm_log_init("test_apply", GM_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes),
         cmocka_unit_test(test_blocks),
+        cmocka_unit_test(test_binary_predict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

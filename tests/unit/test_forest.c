@@ -7,7 +7,10 @@
  *
  * Cases span what the fast walk treats differently: depths 1 to 8 (above 6 the scalar walk takes the model),
  * 1 to 20 features (above 16 likewise; 1, 2, 3, 5, 8 and 16 exercise each register layout), 1 to 12 classes,
- * 1 to 30 rounds, and row counts that leave 16-row and 32-row groups partly filled. */
+ * 1 to 30 rounds, and row counts that leave 16-row and 32-row groups partly filled; and every objective the
+ * evaluator takes, each with a base_score of its own, on enough rows that the objectives' transforms see
+ * thousands of distinct margins (an exponential off by one ulp for 1 margin in 2000 shows), and margins below
+ * the sigmoid's clamp at -88.7. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +43,15 @@ static uint32_t rnd(void) {
 }
 static float unit(void) { return (float)(rnd() % 1000000) / 1000000.0f; }
 
+/* Whether the objective takes only positive labels (log-link objectives, and the squared log error). */
+static int positive_target(const char *objective) {
+    static const char *positive[] = {"reg:squaredlogerror", "count:poisson", "reg:gamma", "reg:tweedie",
+                                     "survival:cox", "survival:aft"};
+    for (size_t i = 0; i < sizeof positive / sizeof *positive; i++)
+        if (!strcmp(objective, positive[i])) return 1;
+    return 0;
+}
+
 /* Training data: features in different ranges, 10 % missing, labels from a noisy rule. */
 static void make_training(const case_t *c, size_t n, float *x, float *y) {
     for (size_t i = 0; i < n; i++) {
@@ -53,8 +65,12 @@ static void make_training(const case_t *c, size_t n, float *x, float *y) {
         }
         float noisy = s + unit() * 4.0f;
         if (c->classes > 1) y[i] = (float)((uint32_t)fabsf(noisy) % c->classes);
-        else if (!strcmp(c->objective, "binary:logistic")) y[i] = noisy > 1.0f;
+        else if (!strncmp(c->objective, "binary:", 7)) y[i] = noisy > 1.0f;
+        else if (!strcmp(c->objective, "reg:logistic")) y[i] = 1.0f / (1.0f + expf(-noisy / 10.0f));
+        else if (positive_target(c->objective)) y[i] = 1.0f + fabsf(noisy) / 10.0f;
         else y[i] = noisy;
+        /* survival:cox: a negative label is a censored time */
+        if (!strcmp(c->objective, "survival:cox") && rnd() % 5 == 0) y[i] = -y[i];
     }
 }
 
@@ -96,13 +112,22 @@ static void make_rows(const case_t *c, const float *train, size_t ntrain, const 
         if ((call) != 0) fail_msg("%s: %s", #call, XGBGetLastError());                                  \
     } while (0)
 
-/* Trains the case's model with XGBoost; returns the booster and its JSON bytes in *json. */
-static BoosterHandle train(const case_t *c, const float *x, const float *y, size_t n, char **json, size_t *len) {
+/* Trains the case's model with XGBoost, from 'base_score' when not NULL, then sets base_score to 'base_after'
+ * when not NULL (the trees stay, the margins shift); returns the booster and its JSON bytes in *json. */
+static BoosterHandle train(const case_t *c, const float *x, const float *y, size_t n, const char *base_score,
+                           const char *base_after, char **json, size_t *len) {
     DMatrixHandle dm;
     BoosterHandle b;
     char v[32];
     XGB_OK(XGDMatrixCreateFromMat(x, (bst_ulong)n, (bst_ulong)c->features, NAN, &dm));
     XGB_OK(XGDMatrixSetFloatInfo(dm, "label", y, (bst_ulong)n));
+    if (!strcmp(c->objective, "survival:aft")) { /* intervals: exact times, a third right-censored */
+        float *upper = malloc(n * sizeof *upper);
+        for (size_t i = 0; i < n; i++) upper[i] = i % 3 ? y[i] : INFINITY;
+        XGB_OK(XGDMatrixSetFloatInfo(dm, "label_lower_bound", y, (bst_ulong)n));
+        XGB_OK(XGDMatrixSetFloatInfo(dm, "label_upper_bound", upper, (bst_ulong)n));
+        free(upper);
+    }
     XGB_OK(XGBoosterCreate(&dm, 1, &b));
     XGB_OK(XGBoosterSetParam(b, "nthread", "1"));
     XGB_OK(XGBoosterSetParam(b, "objective", c->objective));
@@ -114,7 +139,9 @@ static BoosterHandle train(const case_t *c, const float *x, const float *y, size
     XGB_OK(XGBoosterSetParam(b, "max_depth", v));
     XGB_OK(XGBoosterSetParam(b, "eta", "0.7"));
     XGB_OK(XGBoosterSetParam(b, "min_child_weight", "0"));
+    if (base_score) XGB_OK(XGBoosterSetParam(b, "base_score", base_score));
     for (uint32_t r = 0; r < c->rounds; r++) XGB_OK(XGBoosterUpdateOneIter(b, (int)r, dm));
+    if (base_after) XGB_OK(XGBoosterSetParam(b, "base_score", base_after));
     bst_ulong blen;
     const char *buf;
     XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &blen, &buf));
@@ -170,14 +197,15 @@ static void compare(const case_t *c, BoosterHandle b, const char *json, size_t l
     gm_forest_destroy(&f);
 }
 
-static void run_case(const case_t *c) {
+/* Trains the case's model (base_score and base_after as train takes them) and compares both walks with XGBoost. */
+static void run_case_from(const case_t *c, const char *base_score, const char *base_after) {
     size_t ntrain = 600;
     float *tx = malloc(ntrain * c->features * sizeof *tx), *ty = malloc(ntrain * sizeof *ty);
     float *x = malloc(c->rows * c->features * sizeof *x);
     make_training(c, ntrain, tx, ty);
     char *json;
     size_t len;
-    BoosterHandle b = train(c, tx, ty, ntrain, &json, &len);
+    BoosterHandle b = train(c, tx, ty, ntrain, base_score, base_after, &json, &len);
     float thr[4096];
     make_rows(c, tx, ntrain, thr, thresholds(json, len, thr, 4096), x);
     compare(c, b, json, len, x, NULL);
@@ -188,6 +216,8 @@ static void run_case(const case_t *c) {
     free(ty);
     free(x);
 }
+
+static void run_case(const case_t *c) { run_case_from(c, NULL, NULL); }
 
 /* Multi-class softprob, as gridmill's runs train: every register layout of the features, depths around the
  * fast walk's limit of 6. */
@@ -214,11 +244,36 @@ static void test_other_objectives(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i]);
 }
 
+/* Every objective the evaluator takes, from a base_score other than the default 0.5 (whose logit is 0, so
+ * that a rule confusing base_score with its margin would show), on 6000 rows through deep trees: each one's
+ * starting margin and transform held to XGBoost's, bit for bit. */
+static void test_every_objective(void **state) {
+    (void)state;
+    static const struct { const char *objective, *base_score; } objectives[] = {
+        {"binary:logitraw", "0.3"},       {"binary:hinge", "0.3"},          {"binary:logistic", "0.3"},
+        {"reg:logistic", "0.3"},          {"reg:squarederror", "0.7"},      {"reg:absoluteerror", "0.7"},
+        {"reg:pseudohubererror", "0.7"},  {"reg:squaredlogerror", "0.7"},   {"count:poisson", "0.7"},
+        {"reg:gamma", "0.7"},             {"reg:tweedie", "0.7"},           {"survival:cox", "0.7"},
+        {"survival:aft", "0.7"},
+    };
+    for (size_t i = 0; i < sizeof objectives / sizeof *objectives; i++) {
+        case_t c = {objectives[i].objective, 1, 5, 6, 20, 6000};
+        run_case_from(&c, objectives[i].base_score, NULL);
+    }
+    /* margins near -logit(2e-38) = -87.5, many below -88.7, where XGBoost's sigmoid clamps the exponent */
+    const char *logistic[] = {"binary:logistic", "reg:logistic"};
+    for (size_t i = 0; i < 2; i++) {
+        case_t c = {logistic[i], 1, 3, 4, 10, 500};
+        run_case_from(&c, NULL, "2e-38");
+    }
+}
+
 int main(void) {
     gm_log_init("test_forest", GM_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softprob),
         cmocka_unit_test(test_other_objectives),
+        cmocka_unit_test(test_every_objective),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
