@@ -323,6 +323,11 @@ static int plan_training(reader_t *r, gm_job_t *job, char *err) {
     if (gm_polys_is_regression(run->polys)) {
         job->kind = GM_KIND_REGRESSION;
         snprintf(job->objective, sizeof job->objective, "%s", o->objective ? o->objective : "reg:squarederror");
+        if (!strncmp(job->objective, "binary:", 7) || !strncmp(job->objective, "multi:", 6) ||
+            !strncmp(job->objective, "rank:", 5))
+            return gm_err(err, "option --objective: %s is not a regression objective (--target-field fits a "
+                          "number: reg:squarederror, reg:absoluteerror, count:poisson, reg:gamma, ...)",
+                          job->objective);
     } else {
         job->kind = GM_KIND_CLASSIFICATION;
         job->nclass = gm_polys_nclass(run->polys);

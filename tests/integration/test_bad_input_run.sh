@@ -77,6 +77,13 @@ check "a line among polygons: fails naming the file, its FID (2) and type"
 bad lines 'mixed\.gpkg: feature 2 is a LINESTRING, not a polygon' "mixed.gpkg, FID 2, LINESTRING" "$T/lines" \
   run --polygons "$D/mixed.gpkg" --class-field soil --covariates "${covs[@]}" "${small[@]}"
 
+check "--target-field with a classification objective: refused before any training, naming the objective"
+bad class_objective "option --objective: binary:logistic is not a regression objective" "the objective" \
+  "$T/class_objective" run --polygons "$D/polygons.gpkg" --target-field depth --objective binary:logistic \
+  --covariates "${covs[@]}" "${small[@]}"
+[ ! -e "$T/class_objective" ] || fail "class_objective: $T/class_objective left behind"
+ok "class_objective: no --out folder left"
+
 check "missing class field: fails naming the field and listing the fields that exist"
 bad no_field "polygons\.gpkg: layer 'soil_map' has no field 'SOILS' \(fields: soil, depth, map_unit\)" \
   "the missing field and the existing ones" "$T/no_field" \
