@@ -10,6 +10,7 @@
 
 #include "gm_forest.h"
 #include "gm_log.h"
+#include "gm_model_check.h"
 
 struct gm_model {
     BoosterHandle booster;
@@ -104,6 +105,9 @@ static void ensure_forest(gm_model_t *self) {
 
 gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char *what, char *err) {
     char xe[256], nt[16];
+    /* checked whole before XGBoost parses it: its loader and predictor trust every index in the file */
+    int checked = gm_model_check_bytes(bytes, len, what, err);
+    if (checked < 0) return NULL;
     gm_model_t *self = calloc(1, sizeof *self);
     if (!self) {
         gm_err(err, "%s: out of memory", what);
@@ -117,6 +121,15 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
     if (XGBoosterLoadModelFromBuffer(self->booster, bytes, (bst_ulong)len) != 0) {
         gm_err(err, "%s: not an XGBoost model (%s)", what, gm_model_xgb_error(xe, sizeof xe));
         goto fail;
+    }
+    if (!checked) { /* a legacy binary model: check the JSON XGBoost makes of it */
+        bst_ulong jlen;
+        const char *json;
+        if (XGBoosterSaveModelToBuffer(self->booster, "{\"format\":\"json\"}", &jlen, &json) != 0) {
+            gm_err(err, "%s: cannot export the model to check it: %s", what, gm_model_xgb_error(xe, sizeof xe));
+            goto fail;
+        }
+        if (gm_model_check_json(json, (size_t)jlen, what, err) < 0) goto fail;
     }
     snprintf(nt, sizeof nt, "%d", nthread > 0 ? nthread : 1);
     if (XGBoosterSetParam(self->booster, "nthread", nt) != 0) {
