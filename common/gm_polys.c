@@ -83,6 +83,8 @@ typedef struct {
     size_t fields_cap;
     comp_row_t *rows;
     size_t nrows;
+    char **owned;       /* --composition-fields: the strings rows point to, read from the layer */
+    size_t nowned, owned_cap;
 } comp_csv_t;
 
 /* An open vector layer: the dataset, the layer, the file name for messages and the reprojection. */
@@ -383,10 +385,47 @@ static int slurp(const char *path, char **buf, size_t *len, char *err) {
 
 /* Frees a composition CSV. */
 static void comp_csv_free(comp_csv_t *c) {
+    for (size_t i = 0; i < c->nowned; i++) free(c->owned[i]);
+    free(c->owned);
     free(c->buf);
     free(c->fields);
     free(c->rows);
     memset(c, 0, sizeof *c);
+}
+
+/* Sorts the composition's rows by polygon id and sets each polygon's sum of shares. Shares are percent when
+ * some polygon's sum exceeds 1.5, else proportions; a polygon whose shares do not sum to 100 (or 1), within
+ * 0.5 %, is named in a warning (the first GM_POLYS_WARN_MAX, then the total): its shares are renormalised.
+ * 'where' names c->rows[].line in errors ("line", or "feature" for --composition-fields). Returns 0, or -1
+ * with 'err' for a polygon whose shares sum to 0. */
+static int comp_group(comp_csv_t *c, const char *where, char *err) {
+    qsort(c->rows, c->nrows, sizeof *c->rows, cmp_rows);
+    double top = 0;
+    for (size_t i = 0; i < c->nrows;) {
+        size_t j = i;
+        double sum = 0;
+        while (j < c->nrows && !strcmp(c->rows[j].id, c->rows[i].id)) sum += c->rows[j++].proportion;
+        if (!(sum > 0) || !isfinite(sum))
+            return gm_err(err, "%s: %s %zu: the shares of polygon '%s' sum to %g", c->path, where, c->rows[i].line,
+                          c->rows[i].id, sum);
+        for (size_t k = i; k < j; k++) c->rows[k].group_sum = sum;
+        top = fmax(top, sum);
+        i = j;
+    }
+    double whole = top > 1.5 ? 100.0 : 1.0;
+    unsigned long off = 0;
+    for (size_t i = 0; i < c->nrows;) {
+        size_t j = i;
+        while (j < c->nrows && !strcmp(c->rows[j].id, c->rows[i].id)) j++;
+        if (fabs(c->rows[i].group_sum - whole) > 0.005 * whole && ++off <= GM_POLYS_WARN_MAX)
+            gm_log(GM_LOG_WARN, "%s: the shares of polygon '%s' sum to %g, not %g%s; they are renormalised", c->path,
+                   c->rows[i].id, c->rows[i].group_sum, whole, whole > 1 ? " (percent)" : "");
+        i = j;
+    }
+    if (off > GM_POLYS_WARN_MAX)
+        gm_log(GM_LOG_WARN, "%s: %lu polygons' shares do not sum to %g (only the first %d are named above); they are "
+               "renormalised", c->path, off, whole, GM_POLYS_WARN_MAX);
+    return 0;
 }
 
 /* Reads and checks the composition CSV 'path': header, column count, proportions, per-polygon sums. Leaves
@@ -405,14 +444,17 @@ static int comp_csv_read(const char *path, comp_csv_t *c, char *err) {
         goto fail;
     }
     size_t ncols = n;
+    /* gridmill's polygon,class,proportion or rdsmart's poly,mapunit,soil_class,proportion (as R's write.csv
+     * writes it, quoted, maybe with a first column of row names); other columns are ignored */
     int col_id = -1, col_cls = -1, col_prop = -1;
     for (size_t i = 0; i < n; i++) {
-        if (!strcasecmp(c->fields[i], "polygon")) col_id = (int)i;
-        else if (!strcasecmp(c->fields[i], "class")) col_cls = (int)i;
+        if (!strcasecmp(c->fields[i], "polygon") || !strcasecmp(c->fields[i], "poly")) col_id = (int)i;
+        else if (!strcasecmp(c->fields[i], "class") || !strcasecmp(c->fields[i], "soil_class")) col_cls = (int)i;
         else if (!strcasecmp(c->fields[i], "proportion")) col_prop = (int)i;
     }
     if (col_id < 0 || col_cls < 0 || col_prop < 0) {
-        gm_err(err, "%s: line %zu: header lacks the column '%s' (expected polygon,class,proportion)", path, line,
+        gm_err(err, "%s: line %zu: header lacks the column '%s' (expected polygon,class,proportion, or rdsmart's "
+               "poly,mapunit,soil_class,proportion)", path, line,
                col_id < 0 ? "polygon" : col_cls < 0 ? "class" : "proportion");
         goto fail;
     }
@@ -455,19 +497,7 @@ static int comp_csv_read(const char *path, comp_csv_t *c, char *err) {
         gm_err(err, "%s: no rows after the header", path);
         goto fail;
     }
-    qsort(c->rows, c->nrows, sizeof *c->rows, cmp_rows);
-    for (size_t i = 0; i < c->nrows;) {
-        size_t j = i;
-        double sum = 0;
-        while (j < c->nrows && !strcmp(c->rows[j].id, c->rows[i].id)) sum += c->rows[j++].proportion;
-        if (!(sum > 0) || !isfinite(sum)) {
-            gm_err(err, "%s: line %zu: proportions of polygon '%s' sum to %g", path, c->rows[i].line, c->rows[i].id,
-                   sum);
-            goto fail;
-        }
-        for (size_t k = i; k < j; k++) c->rows[k].group_sum = sum;
-        i = j;
-    }
+    if (comp_group(c, "line", err) < 0) goto fail;
     return 0;
 fail:
     comp_csv_free(c);
@@ -842,8 +872,10 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
         self->report.skipped_no_geometry++;
         return 0;
     }
-    if (self->mode == MODE_COMPOSITION && first_row < 0) {
-        self->report.skipped_no_composition++;
+    if (self->mode == MODE_COMPOSITION && first_row < 0) { /* lost: named (the first few), then counted */
+        if (++self->report.skipped_no_composition <= GM_POLYS_WARN_MAX)
+            gm_log(GM_LOG_LOSS, "%s: feature %" PRId64 "%s%s%s has no composition; skipped", file, fid,
+                   label ? " (" : "", label ? label : "", label ? ")" : "");
         return 0;
     }
     OGRGeometryH fixed;
@@ -874,6 +906,89 @@ static int read_feature(opening_t *op, OGRFeatureH f, char *err) {
         return gm_err(err, "out of memory");
     }
     return 0;
+}
+
+/* Keeps a copy of 's' in the composition's pool. Returns it, or NULL when out of memory. */
+static const char *comp_keep(comp_csv_t *c, const char *s) {
+    if (grow((void **)&c->owned, &c->owned_cap, c->nowned + 1, sizeof *c->owned) < 0) return NULL;
+    char *copy = strdup(s);
+    if (copy) c->owned[c->nowned++] = copy;
+    return copy;
+}
+
+/* --composition-fields: builds the composition's rows from the layer's own fields, pairs of a class field and
+ * its share, one row per component of every feature (the polygon named by its id field, else its FID, as a
+ * CSV would name it). Returns 0, or -1 with 'err' naming the field or the feature. */
+static int comp_from_fields(opening_t *op, char *err) {
+    comp_csv_t *c = &op->csv;
+    const gm_polys_options_t *o = op->o;
+    c->path = op->vec.file;
+    char *spec = strdup(o->composition_fields);
+    int idx[2 * 64], n = 0, id_field = -1;
+    if (!spec) return gm_err(err, "out of memory");
+    for (char *save = NULL, *name = strtok_r(spec, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        while (*name == ' ') name++;
+        if (n == 2 * 64) {
+            free(spec);
+            return gm_err(err, "option --composition-fields: more than 64 class and share pairs");
+        }
+        if ((idx[n++] = find_field(&op->vec, name, err)) < 0) {
+            free(spec);
+            return -1;
+        }
+    }
+    free(spec);
+    if (n < 2 || n % 2)
+        return gm_err(err, "option --composition-fields: \"%s\" is not pairs CLASS1,SHARE1,CLASS2,SHARE2,...",
+                      o->composition_fields);
+    if (o->id_field && (id_field = find_field(&op->vec, o->id_field, err)) < 0) return -1;
+    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(op->vec.layer);
+    size_t rows_cap = 0;
+    OGRFeatureH f;
+    OGR_L_ResetReading(op->vec.layer);
+    while ((f = OGR_L_GetNextFeature(op->vec.layer))) {
+        int64_t fid = (int64_t)OGR_F_GetFID(f);
+        char fid_text[32];
+        snprintf(fid_text, sizeof fid_text, "%" PRId64, fid);
+        const char *id = id_field < 0 ? fid_text : OGR_F_IsFieldSetAndNotNull(f, id_field) ? OGR_F_GetFieldAsString(f, id_field) : "";
+        int rc = 0;
+        for (int k = 0; k < n && rc == 0 && *id; k += 2) {
+            const char *cls = OGR_F_IsFieldSetAndNotNull(f, idx[k]) ? OGR_F_GetFieldAsString(f, idx[k]) : "";
+            if (!*cls) continue;
+            const char *share_name = OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(defn, idx[k + 1]));
+            if (!OGR_F_IsFieldSetAndNotNull(f, idx[k + 1])) {
+                rc = gm_err(err, "%s: feature %" PRId64 ": field %s names class %s but %s is empty", c->path, fid,
+                            OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(defn, idx[k])), cls, share_name);
+                break;
+            }
+            double share = OGR_F_GetFieldAsDouble(f, idx[k + 1]);
+            if (!(share >= 0) || !isfinite(share)) {
+                rc = gm_err(err, "%s: feature %" PRId64 ": share %s of class %s is %g, not a number >= 0", c->path, fid,
+                            share_name, cls, share);
+                break;
+            }
+            if (share == 0) continue;
+            if (grow((void **)&c->rows, &rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
+                rc = gm_err(err, "out of memory");
+                break;
+            }
+            comp_row_t *row = &c->rows[c->nrows];
+            memset(row, 0, sizeof *row);
+            row->id = comp_keep(c, id);
+            row->cls = comp_keep(c, cls);
+            row->proportion = share;
+            row->line = (size_t)fid;
+            if (!row->id || !row->cls) rc = gm_err(err, "out of memory");
+            else c->nrows++;
+        }
+        OGR_F_Destroy(f);
+        if (rc < 0) return -1;
+    }
+    OGR_L_ResetReading(op->vec.layer);
+    if (c->nrows == 0)
+        return gm_err(err, "%s: no feature has a class and a share in --composition-fields %s", c->path,
+                      o->composition_fields);
+    return comp_group(c, "feature", err);
 }
 
 /* Plain mode: builds the class table from the names kept and gives each polygon its code. */
@@ -913,7 +1028,7 @@ static int check_rows_matched(opening_t *op, char *err) {
 
 gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char *err) {
     assert(o && o->path);
-    int modes = !!o->class_field + !!o->target_field + !!o->composition;
+    int modes = !!o->class_field + !!o->target_field + !!o->composition + !!o->composition_fields;
     if (modes != 1) {
         gm_err(err, "%s: give exactly one of a class field, a target field or a composition (%d given)", o->path,
                modes);
@@ -930,9 +1045,14 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
     }
     self->ring_cap = 16;
     self->mode = o->class_field ? MODE_CLASS : o->target_field ? MODE_TARGET : MODE_COMPOSITION;
-    if (self->mode == MODE_COMPOSITION && comp_csv_read(o->composition, &op.csv, err) < 0) goto out_free_map;
-    if (self->mode == MODE_COMPOSITION && set_composition_classes(&op, err) < 0) goto out_free_csv;
-    if (open_vector(o->path, dst_wkt, &op.vec, err) < 0) goto out_free_csv;
+    if (o->composition_fields) {
+        if (open_vector(o->path, dst_wkt, &op.vec, err) < 0) goto out_free_map;
+        if (comp_from_fields(&op, err) < 0 || set_composition_classes(&op, err) < 0) goto out_close_vector;
+    } else {
+        if (self->mode == MODE_COMPOSITION && comp_csv_read(o->composition, &op.csv, err) < 0) goto out_free_map;
+        if (self->mode == MODE_COMPOSITION && set_composition_classes(&op, err) < 0) goto out_free_csv;
+        if (open_vector(o->path, dst_wkt, &op.vec, err) < 0) goto out_free_csv;
+    }
     const char *field = self->mode == MODE_CLASS ? o->class_field : self->mode == MODE_TARGET ? o->target_field
                                                                                              : o->id_field;
     if (field && (op.field = find_field(&op.vec, field, err)) < 0) goto out_close_vector;
@@ -949,6 +1069,9 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
         if (rc < 0) goto out_close_vector;
     }
     const gm_polys_report_t *rep = &self->report;
+    if (rep->skipped_no_composition > GM_POLYS_WARN_MAX)
+        gm_log(GM_LOG_LOSS, "%s: %" PRIu64 " features have no composition and are skipped (only the first %d are "
+               "named above)", op.vec.file, rep->skipped_no_composition, GM_POLYS_WARN_MAX);
     if (rep->repaired_invalid + rep->skipped_invalid > GM_POLYS_WARN_MAX)
         gm_log(rep->skipped_invalid ? GM_LOG_LOSS : GM_LOG_WARN,
                "%s: %" PRIu64 " features are not valid polygons: %" PRIu64 " repaired with MakeValid, "

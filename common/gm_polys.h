@@ -16,7 +16,8 @@
 #define GM_POLYS_NO_CLASS UINT32_MAX /* "no class code": regression, composition, unknown class name */
 #define GM_POLYS_WARN_MAX 20         /* invalid features named one per line by gm_polys_open */
 
-/* How to read a polygon map. Exactly one of class_field, target_field and composition is set. */
+/* How to read a polygon map. Exactly one of class_field, target_field, composition and composition_fields
+ * is set. */
 typedef struct {
     const char *path;         /* "map.gpkg" or "map.gpkg:layer": split at the last ':' only if the part before
                                  it exists as a file; otherwise the whole string is the path (first layer) */
@@ -26,6 +27,9 @@ typedef struct {
     const char *composition;  /* composition mode: CSV with a header and the columns polygon,class,proportion
                                  (any order, names case-insensitive); several rows per polygon; proportions
                                  are normalised per polygon */
+    const char *composition_fields; /* composition mode: "CLASS1,SHARE1,CLASS2,SHARE2,...": the composition in
+                                       the polygons' own fields, pairs of a class field and its share (percent
+                                       or proportion); an empty class or a 0 share is no component */
     const char *id_field;     /* composition: the field matching the CSV's polygon column; NULL = the FID */
 } gm_polys_options_t;
 

@@ -39,7 +39,9 @@ static const char usage[] =
     "  --out DIR             where sample tables (DIR/samples) and the class table go\n"
     "  --polygons MAP[:LAYER] the map units to sample (any OGR vector)\n"
     "  --class-field F       the map unit's class   | --target-field F  a numeric target (regression)\n"
-    "  --composition CSV     polygon,class,proportion rows (DSMART)   --id-field F  polygon id field (FID)\n"
+    "  --composition CSV     polygon,class,proportion rows, or rdsmart's poly,mapunit,soil_class,proportion (DSMART;\n"
+    "                        shares in percent or proportions)   --id-field F  polygon id field (FID)\n"
+    "  --composition-fields CLASS1,SHARE1,...  the composition in the polygons' own fields instead\n"
     "  --iterations N        realisations (100)\n"
     "  --samples-per-polygon N (20) | --sample-density D per km2 [--min-samples M (1)]\n"
     "  --seed S              random seed (1)\n"
@@ -124,6 +126,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         else if (!strcmp(a, "--class-field")) o->class_field = v;
         else if (!strcmp(a, "--target-field")) o->target_field = v;
         else if (!strcmp(a, "--composition")) o->composition = v;
+        else if (!strcmp(a, "--composition-fields")) o->composition_fields = v;
         else if (!strcmp(a, "--id-field")) o->id_field = v;
         else if (!strcmp(a, "--observations")) o->observations = v;
         else if (!strcmp(a, "--observations-field")) o->observations_field = v;
@@ -175,8 +178,9 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     if (o->polygons || o->models_dir) {
         if (o->model_path) return gm_err(err, "--model applies one model: use it without --polygons or --models");
         if (!o->out_dir) return gm_err(err, "no output folder given (--out DIR)");
-        if (o->polygons && !!o->class_field + !!o->target_field + !!o->composition != 1)
-            return gm_err(err, "give exactly one of --class-field, --target-field and --composition");
+        if (o->polygons && !!o->class_field + !!o->target_field + !!o->composition + !!o->composition_fields != 1)
+            return gm_err(err, "give exactly one of --class-field, --target-field, --composition and "
+                          "--composition-fields");
         if (o->per_polygon && o->density > 0)
             return gm_err(err, "give --samples-per-polygon or --sample-density, not both");
         if (!o->per_polygon && !(o->density > 0)) o->per_polygon = 20;

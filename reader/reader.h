@@ -34,6 +34,7 @@ typedef struct {
     const char *class_field;       /* --class-field */
     const char *target_field;      /* --target-field */
     const char *composition;       /* --composition CSV */
+    const char *composition_fields; /* --composition-fields CLASS1,SHARE1,...: the composition in the map */
     const char *id_field;          /* --id-field */
     const char *observations;      /* --observations POINTS[:LAYER] */
     const char *observations_field;/* --observations-field (default: the class or target field) */

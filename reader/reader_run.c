@@ -259,6 +259,7 @@ static uint64_t run_key(const reader_t *r) {
     h = fnv_str(h, o->class_field);
     h = fnv_str(h, o->target_field);
     h = fnv_file(h, o->composition);
+    h = fnv_str(h, o->composition_fields);
     h = fnv_str(h, o->id_field);
     h = fnv_file(h, o->observations);
     h = fnv_str(h, o->observations_field);
@@ -372,7 +373,8 @@ int reader_run_start(reader_t *r, char *err) {
 
     const char *wkt = gm_stack_grid(r->stacks[0])->crs;
     gm_polys_options_t po = {.path = o->polygons, .class_field = o->class_field, .target_field = o->target_field,
-                             .composition = o->composition, .id_field = o->id_field};
+                             .composition = o->composition, .composition_fields = o->composition_fields,
+                             .id_field = o->id_field};
     run->polys = gm_polys_open(&po, wkt, err);
     if (!run->polys) return -1;
     uint32_t nb = gm_stack_nbands(r->stacks[0]);
