@@ -207,7 +207,13 @@ static int open_vector(const char *path_layer, const char *dst_wkt, vector_t *v,
             *colon = ':';
     }
     CPLErrorReset();
-    v->ds = GDALOpenEx(v->file, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    /* a CSV of points (x,y,CLASS as R's write.csv writes it): its coordinate columns make the geometry */
+    static const char *const csv_xy[] = {"X_POSSIBLE_NAMES=x,X,easting,Easting,lon,longitude",
+                                         "Y_POSSIBLE_NAMES=y,Y,northing,Northing,lat,latitude", NULL};
+    size_t flen = strlen(v->file);
+    int csv = flen > 4 && !strcasecmp(v->file + flen - 4, ".csv");
+    v->ds = GDALOpenEx(v->file, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, NULL,
+                       csv ? csv_xy : NULL, NULL);
     if (!v->ds) {
         if (strncmp(v->file, "/vsi", 4) != 0 && !exists(v->file))
             gm_err(err, "%s: no such file", v->file);
@@ -231,6 +237,76 @@ static int open_vector(const char *path_layer, const char *dst_wkt, vector_t *v,
 fail:
     close_vector(v);
     return -1;
+}
+
+static int find_field(const vector_t *v, const char *name, char *err);
+
+/* Sets the reprojection of a layer that names no CRS (a CSV) from 'src_crs' (any form OSRSetFromUserInput
+ * takes) to 'dst_wkt'. Returns 0, or -1 with 'err'. */
+static int transform_from(vector_t *v, const char *src_crs, const char *dst_wkt, char *err) {
+    if (!src_crs || !dst_wkt || !*dst_wkt || OGR_L_GetSpatialRef(v->layer)) return 0;
+    OGRSpatialReferenceH src = OSRNewSpatialReference(NULL), dst = OSRNewSpatialReference(NULL);
+    int rc = -1;
+    CPLErrorReset();
+    if (!src || !dst) gm_err(err, "out of memory");
+    else if (OSRSetFromUserInput(src, src_crs) != OGRERR_NONE)
+        gm_err(err, "option --observations-crs: \"%s\" is not a CRS (%s)", src_crs, gm_gdal_last_error());
+    else if (OSRSetFromUserInput(dst, dst_wkt) != OGRERR_NONE)
+        gm_err(err, "%s: cannot read the rasters' CRS (%s)", v->file, gm_gdal_last_error());
+    else {
+        OSRSetAxisMappingStrategy(src, OAMS_TRADITIONAL_GIS_ORDER);
+        OSRSetAxisMappingStrategy(dst, OAMS_TRADITIONAL_GIS_ORDER);
+        rc = 0;
+        if (!OSRIsSame(src, dst) && !(v->ct = OCTNewCoordinateTransformation(src, dst)))
+            rc = gm_err(err, "%s: cannot reproject from %s to the rasters' CRS (%s)", v->file, src_crs,
+                        gm_gdal_last_error());
+    }
+    if (src) OSRDestroySpatialReference(src);
+    if (dst) OSRDestroySpatialReference(dst);
+    return rc;
+}
+
+/* Finds the points' value field: 'field', or when NULL the first of soil_class and class (rdsmart's and
+ * gridmill's names). Returns its index, or -1 with 'err' listing the fields. */
+static int find_value_field(const vector_t *v, const char *field, char *err) {
+    if (field) return find_field(v, field, err);
+    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(v->layer);
+    int idx = OGR_FD_GetFieldIndex(defn, "soil_class");
+    if (idx < 0) idx = OGR_FD_GetFieldIndex(defn, "class");
+    return idx >= 0 ? idx : find_field(v, "soil_class", err);
+}
+
+int gm_polys_point_classes(const char *path_layer, const char *field, char ***names, uint32_t *n, char *err) {
+    *names = NULL;
+    *n = 0;
+    vector_t vec;
+    if (open_vector(path_layer, NULL, &vec, err) < 0) return -1;
+    int idx = find_value_field(&vec, field, err), rc = idx < 0 ? -1 : 0;
+    char **list = NULL;
+    size_t cap = 0;
+    uint32_t count = 0;
+    OGRFeatureH f;
+    OGR_L_ResetReading(vec.layer);
+    while (rc == 0 && (f = OGR_L_GetNextFeature(vec.layer))) {
+        const char *name = OGR_F_IsFieldSetAndNotNull(f, idx) ? OGR_F_GetFieldAsString(f, idx) : "";
+        int seen = !*name;
+        for (uint32_t k = 0; k < count && !seen; k++) seen = !strcmp(list[k], name);
+        if (!seen) {
+            if (grow((void **)&list, &cap, (size_t)count + 2, sizeof *list) < 0 || !(list[count] = strdup(name)))
+                rc = gm_err(err, "out of memory");
+            else list[++count] = NULL;
+        }
+        OGR_F_Destroy(f);
+    }
+    close_vector(&vec);
+    if (rc < 0) {
+        for (uint32_t k = 0; k < count; k++) free(list[k]);
+        free(list);
+        return -1;
+    }
+    *names = list;
+    *n = count;
+    return 0;
 }
 
 /* Returns the index of field 'name' in 'v''s layer, or -1 with 'err' listing the fields that exist. */
@@ -994,10 +1070,12 @@ static int comp_from_fields(opening_t *op, char *err) {
 /* Plain mode: builds the class table from the names kept and gives each polygon its code. */
 static int set_plain_codes(opening_t *op, char *err) {
     gm_polys_t *self = op->self;
-    const char **sorted = malloc((self->npolys ? self->npolys : 1) * sizeof *sorted);
+    const gm_polys_options_t *o = op->o;
+    const char **sorted = malloc(((size_t)self->npolys + o->nextra_classes + 1) * sizeof *sorted);
     if (!sorted) return gm_err(err, "out of memory");
     memcpy(sorted, op->plain_names, self->npolys * sizeof *sorted);
-    int rc = build_classes(self, sorted, self->npolys, err);
+    for (uint32_t k = 0; k < o->nextra_classes; k++) sorted[self->npolys + k] = o->extra_classes[k];
+    int rc = build_classes(self, sorted, self->npolys + o->nextra_classes, err);
     free(sorted);
     if (rc < 0) return -1;
     for (uint32_t i = 0; i < self->npolys; i++) self->polys[i].code = gm_polys_class_code(self, op->plain_names[i]);
@@ -1006,10 +1084,12 @@ static int set_plain_codes(opening_t *op, char *err) {
 
 /* Composition mode: builds the class table from every CSV row. */
 static int set_composition_classes(opening_t *op, char *err) {
-    const char **names = malloc(op->csv.nrows * sizeof *names);
+    const gm_polys_options_t *o = op->o;
+    const char **names = malloc((op->csv.nrows + o->nextra_classes + 1) * sizeof *names);
     if (!names) return gm_err(err, "out of memory");
     for (size_t i = 0; i < op->csv.nrows; i++) names[i] = op->csv.rows[i].cls;
-    int rc = build_classes(op->self, names, op->csv.nrows, err);
+    for (uint32_t k = 0; k < o->nextra_classes; k++) names[op->csv.nrows + k] = o->extra_classes[k];
+    int rc = build_classes(op->self, names, op->csv.nrows + o->nextra_classes, err);
     free(names);
     return rc;
 }
@@ -1397,14 +1477,18 @@ static int read_point(const gm_polys_t *self, const vector_t *vec, int field, OG
     return 0;
 }
 
-int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *dst_wkt,
-                         gm_polys_points_t *out, char *err) {
-    assert(self && path_layer && field && out);
+int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *src_crs,
+                         const char *dst_wkt, gm_polys_points_t *out, char *err) {
+    assert(self && path_layer && out);
     gm_polys_points_free(out);
     vector_t vec;
     if (open_vector(path_layer, dst_wkt, &vec, err) < 0) return -1;
-    int rc = -1, idx = find_field(&vec, field, err);
-    if (idx < 0) goto out_close_vector;
+    int rc = -1, idx = find_value_field(&vec, field, err);
+    if (idx < 0 || transform_from(&vec, src_crs, dst_wkt, err) < 0) goto out_close_vector;
+    if (OGR_FD_GetGeomFieldCount(OGR_L_GetLayerDefn(vec.layer)) == 0) {
+        gm_err(err, "%s: no point geometry (a CSV needs columns x and y)", vec.file);
+        goto out_close_vector;
+    }
     size_t cap = 0;
     OGR_L_ResetReading(vec.layer);
     OGRFeatureH f;

@@ -31,6 +31,8 @@ typedef struct {
                                        the polygons' own fields, pairs of a class field and its share (percent
                                        or proportion); an empty class or a 0 share is no component */
     const char *id_field;     /* composition: the field matching the CSV's polygon column; NULL = the FID */
+    const char *const *extra_classes; /* classes added to the map's (the observations'), nextra_classes of them */
+    uint32_t nextra_classes;
 } gm_polys_options_t;
 
 /* What gm_polys_open read and left out. */
@@ -120,13 +122,18 @@ uint32_t gm_polys_draw_class(const gm_polys_t *self, uint32_t i, double u);
 uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes,
                               const double **cumulative);
 
-/* Reads the Point features of the vector layer 'path_layer' (same "file:layer" rule as the map), reprojected
- * to 'dst_wkt', with the value of 'field': a class name that must be in the map's class table (an unknown
- * class is an error naming it and the FID), or a number when the map is a regression. Features whose value
- * or geometry is NULL or empty are skipped and counted. Any other geometry type, a missing field or an
- * empty layer is an error. Fills 'out' (which it first empties). Returns 0, or -1 with 'err'. */
-int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *dst_wkt,
-                         gm_polys_points_t *out, char *err);
+/* Reads the Point features of the vector layer 'path_layer' (same "file:layer" rule as the map; a .csv has
+ * its points in columns x and y, or easting/northing, lon/lat), reprojected to 'dst_wkt' (from 'src_crs' when
+ * the layer names no CRS, as a CSV; NULL: taken as in it), with the value of 'field' (NULL: soil_class, else
+ * class): a class name that must be in the map's class table (an unknown class is an error naming it and the
+ * FID), or a number when the map is a regression. Features whose value or geometry is NULL or empty are
+ * skipped and counted. Any other geometry type, a missing field or an empty layer is an error. Fills 'out'
+ * (which it first empties). Returns 0, or -1 with 'err'. */
+int gm_polys_read_points(const gm_polys_t *self, const char *path_layer, const char *field, const char *src_crs,
+                         const char *dst_wkt, gm_polys_points_t *out, char *err);
+/* Reads the distinct non-empty values of 'field' (NULL: soil_class, else class) of the points 'path_layer',
+ * in file order, into '*names' (malloc'ed, '*n' of them, then NULL). Returns 0, or -1 with 'err'. */
+int gm_polys_point_classes(const char *path_layer, const char *field, char ***names, uint32_t *n, char *err);
 /* Writes 's' to 'f' as one CSV field, quoted when it holds a comma, quote or line break. */
 void gm_polys_put_csv_field(FILE *f, const char *s);
 /* Frees the arrays of 'pts' and zeroes it; takes NULL. */

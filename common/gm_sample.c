@@ -598,16 +598,17 @@ int gm_sample_extract_points(gm_stack_t *stack, const double *x, const double *y
     return rc;
 }
 
-int gm_sample_read_observations(const char *path_layer, const char *field, const gm_polys_t *p, const char *dst_wkt,
-                                gm_stack_t *stack, gm_samples_t *out, gm_sample_obs_report_t *rep, char *err) {
-    assert(path_layer && field && p && stack && out && rep);
+int gm_sample_read_observations(const char *path_layer, const char *field, const char *src_crs, const gm_polys_t *p,
+                                const char *dst_wkt, gm_stack_t *stack, gm_samples_t *out, gm_sample_obs_report_t *rep,
+                                char *err) {
+    assert(path_layer && p && stack && out && rep);
     memset(rep, 0, sizeof *rep);
     uint32_t nbands = gm_stack_nbands(stack);
     if (out->nbands != nbands)
         return gm_err(err, "%s: the sample table has %u bands, the stack %u", path_layer, out->nbands, nbands);
     gm_polys_points_t pts;
     memset(&pts, 0, sizeof pts);
-    if (gm_polys_read_points(p, path_layer, field, dst_wkt, &pts, err) < 0) return -1;
+    if (gm_polys_read_points(p, path_layer, field, src_crs, dst_wkt, &pts, err) < 0) return -1;
     int rc = -1;
     rep->features = pts.features;
     rep->skipped_no_value = pts.skipped_no_value;

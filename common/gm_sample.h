@@ -113,12 +113,14 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
  * raster are NaN, and bands that are nodata there are NaN. Returns 0, or -1 with 'err' (read errors). */
 int gm_sample_extract_points(gm_stack_t *stack, const double *x, const double *y, size_t n, float *values,
                              char *err);
-/* Reads observations: the Point layer 'path_layer' ("file" or "file:layer") with the class (or, when 'p' is
- * a regression map, numeric target) in 'field', reprojected to 'dst_wkt', with their covariates. Classes
+/* Reads observations: the Point layer 'path_layer' ("file" or "file:layer", or a CSV with columns x and y)
+ * with the class (or, when 'p' is a regression map, numeric target) in 'field' (NULL: soil_class, else
+ * class), reprojected to 'dst_wkt' (from 'src_crs' when the layer names no CRS), with their covariates. Classes
  * must be in p's class table (an unknown one is an error naming it). Points off the raster or on nodata are
  * dropped and counted in 'rep'. Appends to 'out' with polygon GM_SAMPLE_NO_POLYGON. Returns 0, or -1 with
  * 'err'. */
-int gm_sample_read_observations(const char *path_layer, const char *field, const gm_polys_t *p, const char *dst_wkt,
+int gm_sample_read_observations(const char *path_layer, const char *field, const char *src_crs, const gm_polys_t *p,
+                                const char *dst_wkt,
                                 gm_stack_t *stack, gm_samples_t *out, gm_sample_obs_report_t *rep, char *err);
 
 /* Writes 's' to the CSV file 'path': header "iteration,polygon,x,y,class,code,<bands>" (regression:

@@ -47,7 +47,9 @@ static const char usage[] =
     "  --seed S              random seed (1)\n"
     "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
     "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
-    "  --observations P[:L]  observed points added to every iteration   --observations-field F\n"
+    "  --observations P[:L]  observed points added to every iteration (any OGR point layer, or a CSV x,y,CLASS;\n"
+    "                        their classes join the map's)   --observations-field F (class field, else soil_class\n"
+    "                        or class)   --observations-crs CRS (of a CSV: default the rasters')\n"
     "  --models DIR          apply DIR/iter-*.json instead of training\n"
     "  --nprob N             the N most probable classes   --quantiles Q,Q,...  regression quantiles\n"
     "  --realisations        also write each iteration's map\n"
@@ -127,6 +129,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         else if (!strcmp(a, "--target-field")) o->target_field = v;
         else if (!strcmp(a, "--composition")) o->composition = v;
         else if (!strcmp(a, "--composition-fields")) o->composition_fields = v;
+        else if (!strcmp(a, "--observations-crs")) o->observations_crs = v;
         else if (!strcmp(a, "--id-field")) o->id_field = v;
         else if (!strcmp(a, "--observations")) o->observations = v;
         else if (!strcmp(a, "--observations-field")) o->observations_field = v;

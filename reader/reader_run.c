@@ -263,6 +263,7 @@ static uint64_t run_key(const reader_t *r) {
     h = fnv_str(h, o->id_field);
     h = fnv_file(h, o->observations);
     h = fnv_str(h, o->observations_field);
+    h = fnv_str(h, o->observations_crs);
     double sampling[4] = {(double)o->per_polygon, o->density, (double)o->min_samples, (double)o->align};
     h = fnv(h, sampling, sizeof sampling);
     for (int i = 0; i < o->ncovariates; i++) h = fnv_file(h, o->covariates[i]);
@@ -375,7 +376,21 @@ int reader_run_start(reader_t *r, char *err) {
     gm_polys_options_t po = {.path = o->polygons, .class_field = o->class_field, .target_field = o->target_field,
                              .composition = o->composition, .composition_fields = o->composition_fields,
                              .id_field = o->id_field};
+    /* the observations' field: as named, else the map's class or target field, else (composition) soil_class
+     * or class; observed classes join the map's (as rdsmart adds them) */
+    const char *obs_field = o->observations_field ? o->observations_field
+                            : o->class_field         ? o->class_field
+                                                     : o->target_field;
+    char **obs_classes = NULL;
+    uint32_t nobs_classes = 0;
+    if (o->observations && !o->target_field &&
+        gm_polys_point_classes(o->observations, obs_field, &obs_classes, &nobs_classes, err) < 0)
+        return -1;
+    po.extra_classes = (const char *const *)obs_classes;
+    po.nextra_classes = nobs_classes;
     run->polys = gm_polys_open(&po, wkt, err);
+    for (uint32_t k = 0; k < nobs_classes; k++) free(obs_classes[k]);
+    free(obs_classes);
     if (!run->polys) return -1;
     uint32_t nb = gm_stack_nbands(r->stacks[0]);
     run->observations = gm_samples_new(nb);
@@ -392,14 +407,19 @@ int reader_run_start(reader_t *r, char *err) {
     run->sopt = (gm_sample_options_t){.per_polygon = o->per_polygon, .density_km2 = o->density,
                                       .min_per_polygon = o->min_samples, .seed = o->seed};
     if (o->observations) {
-        const char *field = o->observations_field ? o->observations_field
-                            : o->class_field         ? o->class_field
-                                                     : o->target_field;
-        if (!field) return gm_err(err, "--observations needs --observations-field in composition mode");
         gm_sample_obs_report_t orep;
-        if (gm_sample_read_observations(o->observations, field, run->polys, wkt, r->stacks[0], run->observations, &orep,
-                                        err) < 0)
+        if (gm_sample_read_observations(o->observations, obs_field, o->observations_crs, run->polys, wkt,
+                                        r->stacks[0], run->observations, &orep, err) < 0)
             return -1;
+        if (orep.kept == 0)
+            return gm_err(err, "%s: no observation on the rasters (%llu features: %llu without a value or a point, "
+                          "%llu off the rasters or on nodata)", o->observations, (unsigned long long)orep.features,
+                          (unsigned long long)orep.skipped_no_value, (unsigned long long)orep.dropped);
+        if (orep.dropped || orep.skipped_no_value)
+            gm_log(GM_LOG_LOSS, "%s: %llu of %llu observations left out (%llu off the rasters or on nodata, %llu "
+                   "without a value or a point)", o->observations,
+                   (unsigned long long)(orep.dropped + orep.skipped_no_value), (unsigned long long)orep.features,
+                   (unsigned long long)orep.dropped, (unsigned long long)orep.skipped_no_value);
         gm_log(GM_LOG_INFO, "%s: %llu observations added to every iteration (%llu off the rasters or on nodata)",
                o->observations, (unsigned long long)orep.kept, (unsigned long long)orep.dropped);
     }

@@ -1392,7 +1392,7 @@ static void test_observations(void **state) {
     for (int l = 0; l < 2; l++) {
         gm_samples_t *s = gm_samples_new(3);
         gm_sample_obs_report_t rep;
-        if (gm_sample_read_observations(fx(layers[l]), "soil", p, utm_wkt, stack, s, &rep, err) != 0)
+        if (gm_sample_read_observations(fx(layers[l]), "soil", NULL, p, utm_wkt, stack, s, &rep, err) != 0)
             fail_msg("%s", err);
         assert_int_equal(rep.features, 5);
         assert_int_equal(rep.skipped_no_value, 1);
@@ -1410,12 +1410,12 @@ static void test_observations(void **state) {
     }
     gm_samples_t *s = gm_samples_new(3);
     gm_sample_obs_report_t rep;
-    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obsbad"), "soil", p, utm_wkt, stack, s, &rep, err), -1);
+    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obsbad"), "soil", NULL, p, utm_wkt, stack, s, &rep, err), -1);
     assert_err_has(err, "'Vertisol'");
     assert_err_has(err, "feature 1");
-    assert_int_equal(gm_sample_read_observations(fx("map.gpkg:units"), "soil", p, utm_wkt, stack, s, &rep, err), -1);
+    assert_int_equal(gm_sample_read_observations(fx("map.gpkg:units"), "soil", NULL, p, utm_wkt, stack, s, &rep, err), -1);
     assert_err_has(err, "not a point");
-    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obs"), "nope", p, utm_wkt, stack, s, &rep, err), -1);
+    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obs"), "nope", NULL, p, utm_wkt, stack, s, &rep, err), -1);
     assert_err_has(err, "'nope'");
     gm_polys_destroy(&p);
 
@@ -1423,7 +1423,7 @@ static void test_observations(void **state) {
     gm_polys_options_t po = {.path = fx("map.gpkg:units"), .target_field = "depth"};
     p = gm_polys_open(&po, utm_wkt, err);
     assert_non_null(p);
-    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obs"), "depth", p, utm_wkt, stack, s, &rep, err), 0);
+    assert_int_equal(gm_sample_read_observations(fx("obs.gpkg:obs"), "depth", NULL, p, utm_wkt, stack, s, &rep, err), 0);
     assert_int_equal(rep.kept, 3);
     assert_int_equal(rep.dropped, 2);
     assert_true(s->target[0] == 1.25f && s->target[1] == 4 && s->target[2] == 5.5f);
