@@ -38,6 +38,8 @@ struct gm_applier {
     size_t cap;        /* pixels the scratch buffers hold */
     int avx512;        /* softprob classes picked with AVX-512F (the CPU has it, GRIDMILL_EVALUATOR is not scalar) */
     uint16_t *votes;   /* summarise, classification: CHUNK x nclass */
+    double *psum;      /* summarise, summary_probs: CHUNK x nclass sums of the models' probabilities, model order */
+    float *pmean;      /* summarise, summary_probs: CHUNK x nclass means, (float)(psum / nmodels) */
     uint16_t *classes; /* summarise, classification: one model's class of each pixel of a chunk */
     float *share;      /* summarise, classification: (float)(v / nmodels) for v = 0 .. nmodels votes */
     double *plogp;     /* summarise, classification: q log2(q) of q = v / nmodels, 0 for v = 0 */
@@ -138,6 +140,11 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
         if (job->kind == GM_KIND_CLASSIFICATION) {
             self->votes = malloc((size_t)CHUNK * job->nclass * sizeof *self->votes);
             ok = self->votes && make_vote_tables(self) == 0;
+            if (ok && job->summary_probs) {
+                self->psum = malloc((size_t)CHUNK * job->nclass * sizeof *self->psum);
+                self->pmean = malloc((size_t)CHUNK * job->nclass * sizeof *self->pmean);
+                ok = self->psum && self->pmean;
+            }
         } else {
             self->values = malloc((size_t)CHUNK * job->nmodels * sizeof *self->values);
             self->sorted = malloc(job->nmodels * sizeof *self->sorted);
@@ -406,6 +413,68 @@ static void summarise_classes(gm_applier_t *self, const uint32_t *index, size_t 
     }
 }
 
+/* Writes the class summaries of 'n' pixels from the mean of the models' probabilities (self->pmean, one row of
+ * nclass per pixel): probability = the means, class = the first largest, entropy = -sum p log2 p over p > 0 (in
+ * double, class order), confusion = 1 - (p1 - p2), the n most probable by mean (the lower code on ties). */
+static void summarise_probs(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, void *const *outs) {
+    const gm_job_t *job = self->job;
+    uint32_t nc = job->nclass;
+    for (size_t i = 0; i < n; i++) {
+        const float *q = self->pmean + i * nc;
+        size_t p = index[i];
+        double entropy = 0;
+        for (uint32_t k = 0; k < nc; k++)
+            if (q[k] > 0) entropy -= (double)q[k] * log2((double)q[k]);
+        uint32_t best = 0;
+        float top = q[0], next = -1.0f;
+        for (uint32_t k = 1; k < nc; k++) {
+            float x = q[k];
+            next = x > top ? top : x > next ? x : next;
+            best = x > top ? k : best;
+            top = x > top ? x : top;
+        }
+        for (uint32_t o = 0; o < job->noutputs; o++) {
+            const gm_output_t *out = &job->outputs[o];
+            switch (out->role) {
+            case GM_ROLE_PROBABILITY:
+                for (uint32_t k = 0; k < nc; k++) ((float *)outs[o])[(size_t)k * npix + p] = q[k];
+                break;
+            case GM_ROLE_CLASS: put_class(out->dtype, outs[o], p, best); break;
+            case GM_ROLE_ENTROPY: ((float *)outs[o])[p] = (float)(entropy == 0 ? 0.0 : entropy); break;
+            case GM_ROLE_CONFUSION: ((float *)outs[o])[p] = (float)(1.0 - ((double)top - (double)next)); break;
+            case GM_ROLE_NPROB_CLASS:
+            case GM_ROLE_NPROB_PROB: {
+                uint64_t taken[1024];
+                memset(taken, 0, (nc + 63) / 64 * sizeof *taken);
+                for (uint32_t r = 0; r < out->bands; r++) {
+                    uint32_t pick = UINT32_MAX;
+                    for (uint32_t k = 0; k < nc; k++)
+                        if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || q[k] > q[pick])) pick = k;
+                    taken[pick / 64] |= 1ull << (pick % 64);
+                    if (out->role == GM_ROLE_NPROB_CLASS) put_class(out->dtype, outs[o], (size_t)r * npix + p, pick);
+                    else ((float *)outs[o])[(size_t)r * npix + p] = q[pick];
+                }
+                break;
+            }
+            default: break;
+            }
+        }
+    }
+}
+
+/* Adds the class probabilities of 'n' rows of one model's output 'pred' (margins for softprob: XGBoost's
+ * softmax) to self->psum, in double. */
+static void add_model_probs(gm_applier_t *self, transform_t t, const float *pred, size_t n) {
+    uint32_t nc = self->job->nclass;
+    size_t per_row = t == OUT_SOFTPROB || t == OUT_SOFTMAX ? nc : 1;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = pred + i * per_row;
+        if (t == OUT_SOFTPROB || t == OUT_SOFTMAX) gm_forest_softmax(r, nc, self->probs);
+        else classify_row(self, t, r);
+        for (uint32_t k = 0; k < nc; k++) self->psum[i * nc + k] += self->probs[k];
+    }
+}
+
 /* Compares doubles for qsort. */
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -461,6 +530,7 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
         size_t n = nvalid - start < CHUNK ? nvalid - start : CHUNK;
         const uint32_t *index = self->index + start;
         if (cls) memset(self->votes, 0, n * job->nclass * sizeof *self->votes);
+        if (self->psum) memset(self->psum, 0, n * job->nclass * sizeof *self->psum);
         for (uint32_t m = 0; m < self->nmodels; m++) {
             const float *pred;
             transform_t t = self->transform[m];
@@ -468,7 +538,7 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
             int margins = cls && t == OUT_SOFTPROB;
             int by_band = 0;
 #ifdef GM_APPLY_X86
-            if (margins && self->xcols && job->nclass <= COLS_MAX_CLASSES) {
+            if (margins && self->xcols && job->nclass <= COLS_MAX_CLASSES && !self->psum) {
                 /* margins by class from the values by band: no gathers, no per-row stores, classes 16 rows at once */
                 size_t groups;
                 by_band = gm_model_margins_cols(self->models[m], self->xcols + start, self->xstride, n, job->nbands,
@@ -493,6 +563,7 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
 #endif
                     model_classes(self, t, pred, n, c);
                 for (size_t i = 0; i < n; i++) self->votes[i * job->nclass + c[i]]++;
+                if (self->psum) add_model_probs(self, t, pred, n);
                 if (ro >= 0)
                     for (size_t i = 0; i < n; i++) put_class(job->outputs[ro].dtype, outs[ro], index[i], c[i]);
             } else {
@@ -501,8 +572,15 @@ static int run_summarise(gm_applier_t *self, size_t nvalid, size_t npix, void *c
                     for (size_t i = 0; i < n; i++) ((float *)outs[ro])[index[i]] = pred[i];
             }
         }
-        if (cls) summarise_classes(self, index, n, npix, outs);
-        else summarise_values(self, index, n, npix, outs);
+        if (cls && self->psum) {
+            size_t nv = n * job->nclass;
+            for (size_t k = 0; k < nv; k++) self->pmean[k] = (float)(self->psum[k] / self->nmodels);
+            summarise_probs(self, index, n, npix, outs);
+        } else if (cls) {
+            summarise_classes(self, index, n, npix, outs);
+        } else {
+            summarise_values(self, index, n, npix, outs);
+        }
     }
     return 0;
 }
@@ -602,6 +680,8 @@ void gm_applier_destroy(gm_applier_t **self_p) {
     free(self->has_nan);
     free(self->probs);
     free(self->votes);
+    free(self->psum);
+    free(self->pmean);
     free(self->classes);
     free(self->share);
     free(self->plogp);

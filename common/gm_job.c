@@ -244,7 +244,7 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 29);
+    msgpack_pack_map(&pk, 30);
     pack_key(&pk, "v"); msgpack_pack_uint32(&pk, GM_WIRE_VERSION);
     pack_key(&pk, "t"); gm_mpack_pack_cstr(&pk, "job");
     pack_key(&pk, "id"); msgpack_pack_uint64(&pk, job->id);
@@ -274,6 +274,7 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     for (uint32_t i = 0; i < job->nquantiles; i++) msgpack_pack_double(&pk, job->quantiles[i]);
     pack_key(&pk, "realisations");
     if (job->realisations) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
+    pack_key(&pk, "summary"); gm_mpack_pack_cstr(&pk, job->summary_probs ? "probabilities" : "votes");
     pack_key(&pk, "iterations"); msgpack_pack_uint32(&pk, job->iterations);
     pack_key(&pk, "rounds"); msgpack_pack_uint32(&pk, job->rounds);
     pack_key(&pk, "seed"); msgpack_pack_uint64(&pk, job->seed);
@@ -508,6 +509,13 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
         job->quantiles[i] = d;
     }
     if (gm_mpack_bool(m, "realisations", &job->realisations, err) < 0) goto out;
+    if (gm_mpack_get(m, "summary")) { /* optional: absent means votes */
+        char summary[16];
+        if (gm_mpack_str(m, "summary", summary, sizeof summary, err) < 0) goto out;
+        if (strcmp(summary, "votes") && strcmp(summary, "probabilities"))
+            { gm_err(err, "job key \"summary\" is \"%s\", not votes or probabilities", summary); goto out; }
+        job->summary_probs = !strcmp(summary, "probabilities");
+    }
     if (get_range(m, "iterations", 0, GM_JOB_MAX_MODELS, &job->iterations, err) < 0) goto out;
     if (get_range(m, "rounds", 0, 100000, &job->rounds, err) < 0) goto out;
     if (gm_mpack_uint(m, "seed", UINT64_MAX, &job->seed, err) < 0) goto out;

@@ -80,6 +80,8 @@ typedef struct {
     uint32_t nquantiles;         /* summarise, regression: quantiles written */
     double quantiles[GM_JOB_MAX_QUANTILES];
     int realisations;            /* summarise: also write each model's own map */
+    int summary_probs;           /* summarise, classification: the mean of the models' class probabilities
+                                    (rdsmart's type = "prob") instead of the share of their votes */
     uint32_t iterations;         /* train: models to train, one per iteration */
     uint32_t rounds;             /* train: boosting rounds */
     uint64_t seed;               /* train: run seed; iteration i trains with a seed drawn from (seed, i) */

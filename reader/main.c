@@ -47,6 +47,8 @@ static const char usage[] =
     "  --seed S              random seed (1)\n"
     "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
     "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
+    "  --summary votes|probabilities  class summaries from the models' votes (votes), or the mean of their class\n"
+    "                        probabilities (rdsmart's type = \"prob\")\n"
     "  --observations P[:L]  observed points added to every iteration (any OGR point layer, or a CSV x,y,CLASS;\n"
     "                        their classes join the map's)   --observations-field F (class field, else soil_class\n"
     "                        or class)   --observations-crs CRS (of a CSV: default the rasters')\n"
@@ -130,6 +132,11 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         else if (!strcmp(a, "--composition")) o->composition = v;
         else if (!strcmp(a, "--composition-fields")) o->composition_fields = v;
         else if (!strcmp(a, "--observations-crs")) o->observations_crs = v;
+        else if (!strcmp(a, "--summary")) {
+            if (strcmp(v, "votes") && strcmp(v, "probabilities"))
+                return gm_err(err, "option --summary: \"%s\" is not votes or probabilities", v);
+            o->summary_probs = !strcmp(v, "probabilities");
+        }
         else if (!strcmp(a, "--id-field")) o->id_field = v;
         else if (!strcmp(a, "--observations")) o->observations = v;
         else if (!strcmp(a, "--observations-field")) o->observations_field = v;

@@ -99,6 +99,7 @@ static int plan_summary(reader_t *r, gm_job_t *job, gm_model_kind_t kind, const 
     job->realisations = o->realisations;
     if (kind == GM_KIND_CLASSIFICATION) {
         job->nprob = o->nprob;
+        job->summary_probs = o->summary_probs;
         if (o->quantiles) gm_log(GM_LOG_WARN, "--quantiles ignored: the models are classifications");
         /* the map's class names go into the outputs (band descriptions, category names) */
         const gm_polys_t *polys = r->run ? r->run->polys : NULL;
