@@ -232,6 +232,8 @@ typedef struct {
     double pixel_area;
     uint32_t max_tries, iteration, nbands;
     int composition, regression;
+    uint32_t *all_codes;     /* random-all: every class code of the composition, ascending */
+    uint32_t nall;
     cell_t *cells;           /* the valid pixels polygon 'cells_of' meets, once needed (for every iteration) */
     size_t ncells, cells_cap;
     uint32_t cells_of;       /* UINT32_MAX: none yet */
@@ -315,6 +317,64 @@ static int draw_in_cells(sampler_t *s, uint32_t i, gm_rng_t *rng, double *x, dou
     return point_values(s->points, pick->col, pick->row, values, err) < 0 ? -1 : 1;
 }
 
+/* A standard normal draw (Box-Muller, one of the pair). */
+static double normal_draw(gm_rng_t *r) {
+    double u1 = 1.0 - gm_rng_uniform(r), u2 = gm_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* A Gamma(a, 1) draw (Marsaglia and Tsang; a < 1 through Gamma(a + 1) U^(1/a)). */
+static double gamma_draw(gm_rng_t *r, double a) {
+    if (a < 1.0) return gamma_draw(r, a + 1.0) * pow(1.0 - gm_rng_uniform(r), 1.0 / a);
+    double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x, v;
+        do {
+            x = normal_draw(r);
+            v = 1.0 + c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        double u = 1.0 - gm_rng_uniform(r);
+        if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
+    }
+}
+
+/* The class of a composition point of polygon 'i' for the uniform 'u', by the run's allocation rule. */
+static uint32_t allocate(const sampler_t *s, uint32_t i, double u) {
+    const uint32_t *codes;
+    const double *cum;
+    uint32_t n;
+    switch (s->o->allocation) {
+    case GM_ALLOC_RANDOM_MAPUNIT:
+        n = gm_polys_composition(s->p, i, &codes, &cum);
+        return codes[(uint32_t)(u * n) < n ? (uint32_t)(u * n) : n - 1];
+    case GM_ALLOC_RANDOM_ALL:
+        return s->all_codes[(uint32_t)(u * s->nall) < s->nall ? (uint32_t)(u * s->nall) : s->nall - 1];
+    case GM_ALLOC_DIRICHLET: {
+        /* shares drawn from Dirichlet(alpha = shares in percent) with the polygon's own stream of the run, the
+         * same in every iteration (rdsmart draws them once per polygon for all its realisations) */
+        n = gm_polys_composition(s->p, i, &codes, &cum);
+        gm_rng_t r;
+        gm_rng_seed(&r, s->o->seed, UINT64_MAX, i);
+        double g[256], total = 0, prev = 0;
+        uint32_t m = n < 256 ? n : 256;
+        for (uint32_t k = 0; k < m; k++) {
+            double share = cum[k] - prev;
+            prev = cum[k];
+            g[k] = share > 0 ? gamma_draw(&r, 100.0 * share) : 0.0;
+            total += g[k];
+        }
+        double acc = 0;
+        for (uint32_t k = 0; k < m; k++) {
+            acc += g[k] / total;
+            if (u < acc) return codes[k];
+        }
+        return codes[m - 1];
+    }
+    default: return gm_polys_draw_class(s->p, i, u);
+    }
+}
+
 /* Cuts polygon 'i''s envelope to the raster extent into 'win' (xmin, ymin, xmax, ymax). Returns 0, or -1 when
  * the polygon is outside: no overlap, or only a shared edge (a polygon of zero width or height is not). */
 static int polygon_window(const sampler_t *s, uint32_t i, double win[4]) {
@@ -369,7 +429,7 @@ static int64_t sample_polygon(sampler_t *s, uint32_t i, uint32_t wanted, gm_samp
         out->x[j] = x;
         out->y[j] = y;
         out->polygon[j] = i;
-        out->code[j] = s->composition ? gm_polys_draw_class(s->p, i, gm_rng_uniform(&rng)) : code;
+        out->code[j] = s->composition ? allocate(s, i, gm_rng_uniform(&rng)) : code;
         out->target[j] = target;
         j++;
     }
@@ -475,6 +535,25 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
     s.pixel_area = fabs(grid->gt[1] * grid->gt[5] - grid->gt[2] * grid->gt[4]);
     s.max_tries = o->max_tries ? o->max_tries : GM_SAMPLE_DEFAULT_TRIES;
     s.composition = gm_polys_is_composition(p);
+    if (s.composition && o->allocation == GM_ALLOC_RANDOM_ALL) { /* the composition's classes */
+        uint32_t nc = gm_polys_nclass(p);
+        uint8_t *in = calloc(nc + 1, 1);
+        s.all_codes = malloc(((size_t)nc + 1) * sizeof *s.all_codes);
+        if (!in || !s.all_codes) {
+            free(in);
+            free(s.all_codes);
+            return gm_err(err, "sampling: out of memory");
+        }
+        for (uint32_t i = 0; i < gm_polys_count(p); i++) {
+            const uint32_t *codes;
+            const double *cum;
+            uint32_t n = gm_polys_composition(p, i, &codes, &cum);
+            for (uint32_t q = 0; q < n; q++) in[codes[q]] = 1;
+        }
+        for (uint32_t c = 0; c < nc; c++)
+            if (in[c]) s.all_codes[s.nall++] = c;
+        free(in);
+    }
     s.regression = gm_polys_is_regression(p);
     /* Each (iteration, polygon) has its own random stream, so the order polygons are drawn in changes nothing
      * but which blocks GDAL's cache holds: they are drawn in the order of their blocks along a Hilbert curve,
@@ -534,6 +613,7 @@ out_free:
     points_free(&points);
     free(s.cells);
     free(s.scratch);
+    free(s.all_codes);
     free(visits);
     free(base);
     free(got);

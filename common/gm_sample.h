@@ -34,6 +34,15 @@ typedef struct {
     float *values;     /* n * nbands, row-major */
 } gm_samples_t;
 
+/* How a composition's point gets its class (rdsmart's method.allocate). */
+typedef enum {
+    GM_ALLOC_WEIGHTED = 0, /* drawn with the polygon's shares */
+    GM_ALLOC_DIRICHLET,    /* drawn with shares drawn once per polygon and run from Dirichlet(shares in percent),
+                              as rdsmart's "weighted" */
+    GM_ALLOC_RANDOM_MAPUNIT, /* uniformly among the polygon's classes */
+    GM_ALLOC_RANDOM_ALL    /* uniformly among every class of the composition */
+} gm_sample_allocation_t;
+
 /* How many points to draw in each polygon. */
 typedef struct {
     uint32_t per_polygon;     /* fixed count per polygon; 0 = use density_km2 */
@@ -42,6 +51,7 @@ typedef struct {
     uint32_t max_tries;       /* draws in the envelope per wanted point before drawing among the polygon's
                                  valid pixels instead; 0 = GM_SAMPLE_DEFAULT_TRIES */
     uint64_t seed;
+    gm_sample_allocation_t allocation; /* composition mode */
 } gm_sample_options_t;
 
 /* A polygon that got fewer points than it wanted in one iteration: it has no pixel with valid covariates

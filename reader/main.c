@@ -47,6 +47,9 @@ static const char usage[] =
     "  --seed S              random seed (1)\n"
     "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
     "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
+    "  --allocation RULE     a composition point's class: weighted (its polygon's shares), dirichlet (shares drawn\n"
+    "                        once per polygon from Dirichlet(shares in percent), rdsmart's weighted),\n"
+    "                        random-mapunit (uniform among its polygon's classes), random-all (among all)\n"
     "  --summary votes|probabilities  class summaries from the models' votes (votes), or the mean of their class\n"
     "                        probabilities (rdsmart's type = \"prob\")\n"
     "  --observations P[:L]  observed points added to every iteration (any OGR point layer, or a CSV x,y,CLASS;\n"
@@ -132,7 +135,15 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         else if (!strcmp(a, "--composition")) o->composition = v;
         else if (!strcmp(a, "--composition-fields")) o->composition_fields = v;
         else if (!strcmp(a, "--observations-crs")) o->observations_crs = v;
-        else if (!strcmp(a, "--summary")) {
+        else if (!strcmp(a, "--allocation")) {
+            static const char *names[] = {"weighted", "dirichlet", "random-mapunit", "random-all"};
+            o->allocation = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(v, names[k])) o->allocation = k;
+            if (o->allocation < 0)
+                return gm_err(err, "option --allocation: \"%s\" is not weighted, dirichlet, random-mapunit or "
+                              "random-all", v);
+        } else if (!strcmp(a, "--summary")) {
             if (strcmp(v, "votes") && strcmp(v, "probabilities"))
                 return gm_err(err, "option --summary: \"%s\" is not votes or probabilities", v);
             o->summary_probs = !strcmp(v, "probabilities");
@@ -188,6 +199,8 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     if (o->polygons || o->models_dir) {
         if (o->model_path) return gm_err(err, "--model applies one model: use it without --polygons or --models");
         if (!o->out_dir) return gm_err(err, "no output folder given (--out DIR)");
+        if (o->allocation && !o->composition && !o->composition_fields)
+            return gm_err(err, "option --allocation applies to a composition (--composition or --composition-fields)");
         if (o->polygons && !!o->class_field + !!o->target_field + !!o->composition + !!o->composition_fields != 1)
             return gm_err(err, "give exactly one of --class-field, --target-field, --composition and "
                           "--composition-fields");

@@ -37,6 +37,7 @@ typedef struct {
     const char *composition_fields; /* --composition-fields CLASS1,SHARE1,...: the composition in the map */
     const char *observations_crs;  /* --observations-crs CRS: of observations that name none (a CSV) */
     int summary_probs;             /* --summary probabilities (else votes) */
+    int allocation;                /* --allocation: a gm_sample_allocation_t */
     const char *id_field;          /* --id-field */
     const char *observations;      /* --observations POINTS[:LAYER] */
     const char *observations_field;/* --observations-field (default: the class or target field) */

@@ -265,6 +265,7 @@ static uint64_t run_key(const reader_t *r) {
     h = fnv_file(h, o->observations);
     h = fnv_str(h, o->observations_field);
     h = fnv_str(h, o->observations_crs);
+    if (o->allocation) h = fnv(h, &o->allocation, sizeof o->allocation); /* weighted: as before it existed */
     double sampling[4] = {(double)o->per_polygon, o->density, (double)o->min_samples, (double)o->align};
     h = fnv(h, sampling, sizeof sampling);
     for (int i = 0; i < o->ncovariates; i++) h = fnv_file(h, o->covariates[i]);
@@ -406,7 +407,8 @@ int reader_run_start(reader_t *r, char *err) {
     run->width = gm_job_iteration_width(o->iterations);
     run->max_outstanding = o->max_inflight ? o->max_inflight : DEFAULT_ITERATIONS_IN_FLIGHT;
     run->sopt = (gm_sample_options_t){.per_polygon = o->per_polygon, .density_km2 = o->density,
-                                      .min_per_polygon = o->min_samples, .seed = o->seed};
+                                      .min_per_polygon = o->min_samples, .seed = o->seed,
+                                      .allocation = (gm_sample_allocation_t)o->allocation};
     if (o->observations) {
         gm_sample_obs_report_t orep;
         if (gm_sample_read_observations(o->observations, obs_field, o->observations_crs, run->polys, wkt,
