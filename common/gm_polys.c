@@ -63,6 +63,8 @@ struct gm_polys {
     double *comp_cum;
     size_t ncomp, code_cap, cum_cap;
     gm_polys_report_t report;
+    char *source;     /* "FILE:LAYER", the file's real path and the layer's name, whichever way they were named */
+    char *file;       /* the file's real path */
 };
 
 /* One data row of a composition CSV; 'id' and 'cls' point into the CSV's buffer. */
@@ -1136,6 +1138,19 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
     const char *field = self->mode == MODE_CLASS ? o->class_field : self->mode == MODE_TARGET ? o->target_field
                                                                                              : o->id_field;
     if (field && (op.field = find_field(&op.vec, field, err)) < 0) goto out_close_vector;
+    {
+        char *real = realpath(op.vec.file, NULL);
+        const char *layer = OGR_L_GetName(op.vec.layer);
+        size_t len = strlen(real ? real : op.vec.file) + strlen(layer) + 2;
+        self->file = strdup(real ? real : op.vec.file);
+        self->source = malloc(len);
+        if (self->source) snprintf(self->source, len, "%s:%s", real ? real : op.vec.file, layer);
+        free(real);
+        if (!self->file || !self->source) {
+            gm_err(err, "out of memory");
+            goto out_close_vector;
+        }
+    }
     op.check_valid = OGRGetGEOSVersion(NULL, NULL, NULL) ? 1 : 0;
     if (!op.check_valid)
         gm_log(GM_LOG_WARN, "%s: GDAL is built without GEOS, so polygons are not checked for validity (a "
@@ -1201,6 +1216,8 @@ void gm_polys_destroy(gm_polys_t **self_p) {
     if (!self) return;
     for (uint32_t i = 0; i < self->nclass; i++) free(self->classes[i]);
     free(self->classes);
+    free(self->source);
+    free(self->file);
     for (uint32_t i = 0; i < self->npolys; i++) free(self->polys[i].id);
     free(self->polys);
     free(self->ring_off);
@@ -1218,6 +1235,10 @@ void gm_polys_destroy(gm_polys_t **self_p) {
 uint32_t gm_polys_count(const gm_polys_t *self) { return self->npolys; }
 
 const char *gm_polys_id(const gm_polys_t *self, uint32_t i) { return self->polys[i].id; }
+
+const char *gm_polys_source(const gm_polys_t *self) { return self->source; }
+
+const char *gm_polys_file(const gm_polys_t *self) { return self->file; }
 
 const gm_polys_report_t *gm_polys_report(const gm_polys_t *self) { return &self->report; }
 

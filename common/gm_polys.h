@@ -75,6 +75,11 @@ gm_polys_t *gm_polys_open(const gm_polys_options_t *o, const char *dst_wkt, char
 /* Frees the map; takes NULL and sets the caller's pointer to NULL. */
 void gm_polys_destroy(gm_polys_t **self_p);
 
+/* Returns "FILE:LAYER": the map file's real path and the layer read, the same whether the layer was named or
+ * taken as the first (what identifies the map in a run). */
+const char *gm_polys_source(const gm_polys_t *self);
+/* Returns the map file's real path. */
+const char *gm_polys_file(const gm_polys_t *self);
 /* Returns the number of polygons kept. */
 uint32_t gm_polys_count(const gm_polys_t *self);
 /* Returns what was read and skipped (valid while the map is open). */

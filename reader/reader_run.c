@@ -256,7 +256,12 @@ static uint64_t fnv_file(uint64_t h, const char *path) {
 static uint64_t run_key(const reader_t *r) {
     const reader_options_t *o = &r->opt;
     uint64_t h = fnv(0xcbf29ce484222325ULL, &r->job.id, sizeof r->job.id);
-    h = fnv_file(h, o->polygons);
+    if (r->run && r->run->polys) { /* MAP and MAP:LAYER naming the same layer are the same input */
+        h = fnv_str(h, gm_polys_source(r->run->polys));
+        h = fnv_file(h, gm_polys_file(r->run->polys));
+    } else {
+        h = fnv_file(h, o->polygons);
+    }
     h = fnv_str(h, o->class_field);
     h = fnv_str(h, o->target_field);
     h = fnv_file(h, o->composition);

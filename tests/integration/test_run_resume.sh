@@ -93,3 +93,10 @@ for f in "$T"/reference/*.tif "$T"/reference/models/* "$T"/reference/samples/*; 
 done
 ok "worker_killed: killed with $have of 12 models saved; completed, every file byte-identical"
 assert_no_stages worker_killed
+
+check "the same map named MAP:LAYER and the folder as DIR/: the same run, resumed (every model kept)"
+run_gridmill same_layer run "${args[@]/$D\/polygons.gpkg/$D/polygons.gpkg:soil_map}" --out "$T/reference/"
+expect_success same_layer
+expect_stderr same_layer "resuming: 12 of 12 models already trained in $T/reference/models" "the models kept"
+! grep -q "$T/reference//" "$GM_LOGS/same_layer.err" "$GM_LOGS/same_layer.out" || fail "same_layer: a path with //"
+ok "same_layer: MAP:LAYER is MAP's run; no // in the paths printed"
