@@ -218,7 +218,8 @@ void reader_finish(reader_t *r, int code) {
     if (r->finished) return;
     r->finished = 1;
     r->exit_code = code;
-    gm_sock_destroy(&r->control, 0);
+    if (code == 0 && r->control) reader_say_done(r);
+    gm_sock_destroy(&r->control, code == 0 ? 500 : 0); /* the "done"s reach the workers */
     gm_sock_destroy(&r->tasks, 0);
     gm_sock_destroy(&r->acks, 0);
     uv_signal_stop(&r->sigint);
@@ -258,10 +259,10 @@ static void write_stats(reader_t *r) {
     snprintf(extra, sizeof extra,
              "\"phase\": \"%s\", \"models_done\": %u, \"models_total\": %u, \"blocks_done\": %u, "
              "\"blocks_total\": %u, \"pixels_total\": %llu, \"block_reads\": %llu, \"reissued\": %u, \"dropped\": %llu, "
-             "\"done\": %s",
+             "\"done\": %s, \"workers_seen\": %u",
              r->job.mode == GM_MODE_TRAIN ? "training" : "predicting", mdone, mtotal, r->nacked, r->nblocks,
              (unsigned long long)r->job.xsize * r->job.ysize, (unsigned long long)r->block_reads, r->reissued,
-             (unsigned long long)r->dropped, r->finished && r->exit_code == 0 ? "true" : "false");
+             (unsigned long long)r->dropped, r->finished && r->exit_code == 0 ? "true" : "false", r->npeers);
     if (gm_stats_write(&r->stats_time, r->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
 }
 

@@ -147,6 +147,9 @@ int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block, uint32_t itera
 void reader_feed_reissue(reader_t *r, const char *why);
 /* Notes that the control peer with identity 'id' is alive. */
 void reader_peer_seen(reader_t *r, const void *id, size_t len);
+/* The run is complete: tells every worker seen on the control endpoint ("done"), so the ones started by hand
+ * stop (or, with --keep-serving, wait for the next run). */
+void reader_say_done(reader_t *r);
 /* Makes 'job' the current job: encodes it for hellos. Returns 0, or -1 with 'err'. */
 int reader_job_install(reader_t *r, gm_job_t *job, char *err);
 /* Prepares the full job: polygons, training job, sampling. Returns 0, or -1 with 'err'. */

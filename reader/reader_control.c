@@ -23,6 +23,23 @@ static void reply_error(reader_t *r, gm_msg_t *req, const char *text) {
         gm_msg_destroy(&rep);
 }
 
+void reader_say_done(reader_t *r) {
+    gm_header_t h = {.kind = GM_MSG_DONE, .job = r->job.id};
+    char err[GM_ERR_LEN];
+    for (uint32_t i = 0; i < r->npeers; i++) {
+        void *buf;
+        size_t len;
+        gm_msg_t *msg = gm_msg_new();
+        if (!msg || gm_wire_encode(&h, &buf, &len, err) < 0) {
+            gm_msg_destroy(&msg);
+            return;
+        }
+        if (gm_msg_add_copy(msg, r->peers[i].id, r->peers[i].idlen) < 0 || gm_msg_add_owned(msg, buf, len) < 0 ||
+            gm_sock_send(r->control, &msg, err) != 0)
+            gm_msg_destroy(&msg);
+    }
+}
+
 /* Sends the job: [identity, job header, model 0, model 1, ...]. */
 static void reply_job(reader_t *r, gm_msg_t *req) {
     char err[GM_ERR_LEN];

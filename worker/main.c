@@ -17,6 +17,7 @@ static const char usage[] =
     "  --results EP          override the result endpoint the job names\n"
     "  --threads N           XGBoost threads per prediction (1)\n"
     "  --watch-stdin         exit when standard input closes: how a supervisor ends workers it started\n"
+    "  --keep-serving        when the run ends, wait for the next one on --connect (default: exit 0)\n"
     "                        over ssh (the remote side sees the connection's end as end of input)\n"
     "  -q, --quiet           errors only\n"
     "  --verbose             debug messages\n"
@@ -38,6 +39,10 @@ int worker_options_parse(int argc, char **argv, worker_options_t *o, char *err) 
         if (rc > 0) continue;
         if (!strcmp(a, "--watch-stdin")) {
             o->watch_stdin = 1;
+            continue;
+        }
+        if (!strcmp(a, "--keep-serving")) {
+            o->keep_serving = 1;
             continue;
         }
         if (a[0] != '-') return gm_err(err, "unexpected argument \"%s\" (see --help)", a);

@@ -19,6 +19,7 @@ typedef struct {
     const char *results_ep;  /* --results: override the job's result endpoint */
     uint32_t threads;        /* --threads: XGBoost threads per prediction */
     int watch_stdin;         /* --watch-stdin: exit when standard input closes (remote workers over ssh) */
+    int keep_serving;        /* --keep-serving: when a run ends, wait for the next on the same endpoint */
 } worker_options_t;
 
 typedef struct {

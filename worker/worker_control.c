@@ -55,6 +55,17 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
             snprintf(err, sizeof err, "%s", h.text);
         gm_log(GM_LOG_ERROR, "control: the reader refused: %s", err);
         worker_finish(w, 1);
+    } else if (kind == GM_MSG_DONE && w->opt.keep_serving) {
+        gm_log(GM_LOG_INFO, "the run is over; waiting for the next one on %s", w->opt.connect_ep);
+        if (!w->busy) {
+            gm_applier_destroy(&w->applier);
+            gm_job_clear(&w->job);
+            w->have_job = 0;
+        }
+        worker_request_job(w);
+    } else if (kind == GM_MSG_DONE) {
+        gm_log(GM_LOG_INFO, "the run is over; stopping");
+        worker_finish(w, 0);
     } else if (kind != GM_MSG_JOB) {
         gm_log(GM_LOG_WARN, "control: dropped a \"%s\" reply", gm_msg_kind_name(kind));
     } else if (w->busy) {
