@@ -244,7 +244,7 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 30);
+    msgpack_pack_map(&pk, 31);
     pack_key(&pk, "v"); msgpack_pack_uint32(&pk, GM_WIRE_VERSION);
     pack_key(&pk, "t"); gm_mpack_pack_cstr(&pk, "job");
     pack_key(&pk, "id"); msgpack_pack_uint64(&pk, job->id);
@@ -275,6 +275,7 @@ int gm_job_encode(const gm_job_t *job, void **buf, size_t *len, char *err) {
     pack_key(&pk, "realisations");
     if (job->realisations) msgpack_pack_true(&pk); else msgpack_pack_false(&pk);
     pack_key(&pk, "summary"); gm_mpack_pack_cstr(&pk, job->summary_probs ? "probabilities" : "votes");
+    pack_key(&pk, "feature_types"); gm_mpack_pack_cstr(&pk, job->feature_types);
     pack_key(&pk, "iterations"); msgpack_pack_uint32(&pk, job->iterations);
     pack_key(&pk, "rounds"); msgpack_pack_uint32(&pk, job->rounds);
     pack_key(&pk, "seed"); msgpack_pack_uint64(&pk, job->seed);
@@ -509,6 +510,12 @@ int gm_job_decode(const void *buf, size_t len, gm_job_t *job, char *err) {
         job->quantiles[i] = d;
     }
     if (gm_mpack_bool(m, "realisations", &job->realisations, err) < 0) goto out;
+    if (gm_mpack_get(m, "feature_types")) { /* optional: absent means every feature a number */
+        if (gm_mpack_str(m, "feature_types", job->feature_types, sizeof job->feature_types, err) < 0) goto out;
+        size_t nt = strlen(job->feature_types);
+        if (nt && (nt != job->nbands || strspn(job->feature_types, "qc") != nt))
+            { gm_err(err, "job key \"feature_types\" is not one q or c per band (%u bands)", job->nbands); goto out; }
+    }
     if (gm_mpack_get(m, "summary")) { /* optional: absent means votes */
         char summary[16];
         if (gm_mpack_str(m, "summary", summary, sizeof summary, err) < 0) goto out;

@@ -85,6 +85,8 @@ typedef struct {
     uint32_t iterations;         /* train: models to train, one per iteration */
     uint32_t rounds;             /* train: boosting rounds */
     uint64_t seed;               /* train: run seed; iteration i trains with a seed drawn from (seed, i) */
+    char feature_types[GM_WIRE_MAX_BANDS + 1]; /* train: 'q' (number) or 'c' (category) per feature, as XGBoost's
+                                    feature_types; "" when every feature is a number */
     uint32_t nparams;            /* train: XGBoost parameters */
     gm_param_t params[GM_JOB_MAX_PARAMS];
     uint32_t noutputs;           /* entries in 'outputs' */

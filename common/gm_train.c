@@ -22,9 +22,25 @@ int gm_train_model(const gm_job_t *job, const float *X, const float *y, size_t n
         gm_err(err, "cannot build the training matrix: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
     }
+    if (job->feature_types[0]) { /* categorical covariates: XGBoost's native categorical splits */
+        const char *types[GM_WIRE_MAX_BANDS];
+        for (uint32_t f = 0; f < k; f++) types[f] = job->feature_types[f] == 'c' ? "c" : "q";
+        if (strlen(job->feature_types) != k || XGDMatrixSetStrFeatureInfo(dm, "feature_type", types, (bst_ulong)k) != 0) {
+            gm_err(err, "cannot mark the categorical features: %s", gm_model_xgb_error(xe, sizeof xe));
+            goto out;
+        }
+    }
     if (XGBoosterCreate(&dm, 1, &b) != 0) {
         gm_err(err, "cannot create a booster: %s", gm_model_xgb_error(xe, sizeof xe));
         goto out;
+    }
+    if (job->feature_types[0]) { /* saved in the model too, as Python's xgboost does: its users see them */
+        const char *types[GM_WIRE_MAX_BANDS];
+        for (uint32_t f = 0; f < k; f++) types[f] = job->feature_types[f] == 'c' ? "c" : "q";
+        if (XGBoosterSetStrFeatureInfo(b, "feature_type", types, (bst_ulong)k) != 0) {
+            gm_err(err, "cannot mark the categorical features: %s", gm_model_xgb_error(xe, sizeof xe));
+            goto out;
+        }
     }
     snprintf(val, sizeof val, "%llu", (unsigned long long)(seed & 0x7fffffff));
     int ok = XGBoosterSetParam(b, "nthread", "1") == 0 && XGBoosterSetParam(b, "seed", val) == 0 &&

@@ -1,6 +1,7 @@
 /* reader_run.c -- the full job: sample the polygons for every iteration, have workers train one model per
  * iteration, then switch to applying every model in one pass over the blocks. */
 #include <dirent.h>
+#include <gdal.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ typedef struct reader_run_s {
     gm_model_blob_t *models;      /* bytes of each saved model */
     gm_msg_t **iter_copy;         /* a sent training task, kept until its model is saved, to re-issue */
     const char **band_names;
+    const char **cat_file;        /* per feature: the covariate file of a categorical band, else NULL */
     gm_sample_report_t first_report;
     int width;                    /* digits of iteration numbers in file names */
 } reader_run_t;
@@ -321,6 +323,51 @@ static int resume_models(reader_t *r, char *err) {
 }
 
 /* Builds the training job from the options and the polygon map. */
+/* --categorical: marks the bands of each named covariate 'c' in the job's feature_types (as XGBoost names
+ * them) and remembers their file for the checks of sampled values. Returns 0, or -1 with 'err'. */
+static int plan_categorical(reader_t *r, gm_job_t *job, char *err) {
+    const reader_options_t *o = &r->opt;
+    reader_run_t *run = r->run;
+    if (!o->ncategorical) return 0;
+    uint32_t nb = gm_stack_nbands(r->stacks[0]), f = 0;
+    run->cat_file = calloc(nb ? nb : 1, sizeof *run->cat_file);
+    if (!run->cat_file) return gm_err(err, "out of memory");
+    memset(job->feature_types, 'q', nb);
+    job->feature_types[nb] = '\0';
+    for (int c = 0; c < o->ncategorical; c++) {
+        int found = 0;
+        for (int i = 0; i < o->ncovariates; i++) found |= !strcmp(o->categorical[c], o->covariates[i]);
+        if (!found) return gm_err(err, "option --categorical: %s is not one of the --covariates", o->categorical[c]);
+    }
+    for (int i = 0; i < o->ncovariates && f < nb; i++) {
+        GDALDatasetH ds = GDALOpenEx(o->covariates[i], GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        int bands = ds ? GDALGetRasterCount(ds) : 0;
+        if (ds) GDALClose(ds);
+        int cat = 0;
+        for (int c = 0; c < o->ncategorical; c++) cat |= !strcmp(o->categorical[c], o->covariates[i]);
+        for (int b = 0; b < bands && f < nb; b++, f++)
+            if (cat) {
+                job->feature_types[f] = 'c';
+                run->cat_file[f] = o->covariates[i];
+            }
+    }
+    return 0;
+}
+
+/* Checks the categorical features of 'n' sample rows of 'nb' values: each a whole number >= 0 (below 2^24, as
+ * XGBoost's categories). Returns 0, or -1 with 'err' naming the file and the point. */
+static int check_categories(const reader_run_t *run, const gm_samples_t *smp, size_t from, uint32_t nb, char *err) {
+    if (!run->cat_file) return 0;
+    for (size_t i = from; i < smp->n; i++)
+        for (uint32_t f = 0; f < nb; f++) {
+            float v = smp->values[i * nb + f];
+            if (run->cat_file[f] && !(v >= 0 && v == floorf(v) && v < 16777216.0f))
+                return gm_err(err, "%s: a categorical band holds %g at %.17g, %.17g: categories are whole numbers >= 0",
+                              run->cat_file[f], v, smp->x[i], smp->y[i]);
+        }
+    return 0;
+}
+
 static int plan_training(reader_t *r, gm_job_t *job, char *err) {
     const reader_options_t *o = &r->opt;
     reader_run_t *run = r->run;
@@ -345,6 +392,7 @@ static int plan_training(reader_t *r, gm_job_t *job, char *err) {
         if (o->objective) gm_log(GM_LOG_WARN, "--objective ignored: classes are fitted with multi:softprob");
     }
     add_param(job, "tree_method", "hist");
+    if (plan_categorical(r, job, err) < 0) return -1;
     snprintf(v, sizeof v, "%u", o->max_depth);
     add_param(job, "max_depth", v);
     if (o->rf) {
@@ -480,6 +528,7 @@ static int finish_iteration(sampling_t *s, uint32_t j, gm_samples_t *smp) {
         if (gm_samples_append(smp, obs->x[i], obs->y[i], obs->polygon[i], obs->code[i], obs->target[i],
                               obs->values + i * nb, s->err) < 0)
             return -1;
+    if (check_categories(run, smp, 0, nb, s->err) < 0) return -1; /* the polygons' points and the observations */
     if (smp->n == 0)
         return gm_err(s->err, "%s: no sample point on valid covariates in any of its %u polygons (all on nodata or "
                       "off the rasters)", r->opt.polygons, gm_polys_count(run->polys));
@@ -775,6 +824,7 @@ void reader_run_free(reader_t *r) {
     free(run->iter_copy);
     free(run->saved);
     free(run->band_names);
+    free(run->cat_file);
     gm_job_clear(&run->summary);
     free(run);
     r->run = NULL;
