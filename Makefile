@@ -141,12 +141,16 @@ $(BUILD)/bench/io_floor: $(BUILD)/bench/io_floor.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench/evaluator: $(BUILD)/bench/evaluator.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench/gtree_bench: $(BUILD)/bench/gtree_bench.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 bench: deps
 	@scripts/install-deps --bench
-	$(MAKE) all $(BUILD)/bench/io_floor $(BUILD)/bench/evaluator
+	$(MAKE) all $(BUILD)/bench/io_floor $(BUILD)/bench/evaluator $(BUILD)/bench/gtree_bench
 	@PYTHON=$(PYTHON) BUILD=$(BUILD) bench/run_bench.sh $(BENCH_ARGS)
 	@echo "bench: evaluator against XGBoost's predictor on one core (bit-identical or it fails):"
 	@f=$$(cat $(BUILD)/bench/last-data)/forest.json; echo "$$f"; $(BUILD)/bench/evaluator "$$f" 8 50000
+	@echo "bench: the model zoo (boosting depth 6/8/10 on 5-60 features, a forest, regression, the full job's) on every path:"
+	@$(PYTHON) bench/make_gtree_zoo.py $(BUILD)/bench/zoo && $(BUILD)/bench/gtree_bench $(BUILD)/bench/zoo
 
 # fuzz: libFuzzer (Debian's clang) on the header and job decoders, FUZZ_SECONDS long (default 60).
 FUZZ_SECONDS ?= 60

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gm_evaluator.h"
 #include "gm_forest.h"
 #include "gm_log.h"
 #include "gm_model.h"
@@ -47,6 +48,7 @@ struct gm_applier {
     float *values;     /* summarise, regression: CHUNK x nmodels */
     double *sorted;    /* nmodels values of one pixel */
     int32_t *realisation_of; /* per model: index of its realisation output, or -1 */
+    char walk[16];     /* the path applying the first model (gm_model_walk) */
 };
 
 /* Picks how raw XGBoost output of model 'm' turns into the job's outputs. */
@@ -90,12 +92,10 @@ static int make_vote_tables(gm_applier_t *self) {
 }
 
 /* Whether softprob classes may be picked with AVX-512F: the CPU has it (valgrind hides it) and
- * GRIDMILL_EVALUATOR=scalar does not ask for the scalar code everywhere. */
+ * GRIDMILL_EVALUATOR is auto or avx512 (gm_evaluator.h). */
 static int use_avx512(void) {
 #ifdef GM_APPLY_X86
-    const char *ev = getenv("GRIDMILL_EVALUATOR");
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && !(ev && !strcmp(ev, "scalar"));
+    return gm_evaluator_avx512();
 #else
     return 0;
 #endif
@@ -131,6 +131,11 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err) {
         int own = !strcmp(ev, "gridmill");
         gm_log(GM_LOG_DEBUG, "model %u (%s): %s%s", m + 1, gm_model_info(self->models[m])->objective,
                own ? "gridmill's evaluator" : "XGBoost's predictor: ", own ? "" : ev);
+        if (m == 0) { /* the path, once a job: "evaluator: avx2 (this CPU has no AVX-512F)" */
+            const char *why, *walk = gm_model_walk(self->models[m], &why);
+            gm_log(GM_LOG_INFO, "evaluator: %s%s%s%s", walk, *why ? " (" : "", why, *why ? ")" : "");
+            snprintf(self->walk, sizeof self->walk, "%s", walk);
+        }
         self->realisation_of[m] = -1;
     }
     for (uint32_t o = 0; o < job->noutputs; o++)
@@ -665,6 +670,8 @@ int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t
     return job->mode == GM_MODE_PREDICT ? run_predict(self, nvalid, npix, outs, err)
                                         : run_summarise(self, nvalid, npix, outs, err);
 }
+
+const char *gm_applier_walk(const gm_applier_t *self) { return self->walk; }
 
 void gm_applier_destroy(gm_applier_t **self_p) {
     assert(self_p);

@@ -18,5 +18,7 @@ gm_applier_t *gm_applier_new(const gm_job_t *job, int nthread, char *err);
 int gm_applier_run(gm_applier_t *self, const float *planes, uint32_t w, uint32_t h, void *const *outs, char *err);
 /* Frees the model and scratch space; takes NULL and sets the caller's pointer to NULL. */
 void gm_applier_destroy(gm_applier_t **self_p);
+/* Returns the path applying the job's models ("avx512", "avx2", "portable", "scalar" or "xgboost"). */
+const char *gm_applier_walk(const gm_applier_t *self);
 
 #endif

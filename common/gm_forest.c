@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "gm_ctree.h"
+#include "gm_evaluator.h"
+#include "gm_gtree.h"
 #include "gm_json.h"
 #include "gm_log.h"
 
@@ -34,6 +36,8 @@ struct gm_forest {
     float base_margin;
     transform_t transform;
     gm_ctrees_t *ct;      /* the same trees as complete-tree tables for the 16-row AVX-512 walk, or NULL */
+    gm_gtrees_t *gt;      /* the gathered walk (AVX-512F, AVX2 or portable; gm_gtree.h), or NULL: the scalar walk */
+    char why[GM_ERR_LEN]; /* why this walk, for the logs: "this CPU has no AVX-512F", ... */
 };
 
 /* Parses a JSON number token as float (correctly rounded, as XGBoost reads it). */
@@ -184,12 +188,39 @@ out:
     return rc;
 }
 
-/* Builds the AVX-512 tables when this CPU and forest allow (GRIDMILL_EVALUATOR=scalar forbids it); else the
- * scalar walk stays, which is as exact, only slower. */
+/* Builds the gathered walk on the path GRIDMILL_EVALUATOR asks for (the fastest this CPU runs by default);
+ * none for "scalar", or when the forest does not fit it: the scalar walk stays, as exact, only slower. */
+static void build_gtrees(gm_forest_t *self) {
+    gm_eval_t choice = gm_evaluator();
+    if (choice == GM_EVAL_SCALAR || choice == GM_EVAL_XGBOOST) {
+        snprintf(self->why, sizeof self->why, "GRIDMILL_EVALUATOR=scalar");
+        return;
+    }
+    gm_gtree_path_t path = choice == GM_EVAL_AVX512 ? GM_GTREE_AVX512 : choice == GM_EVAL_AVX2 ? GM_GTREE_AVX2
+                           : choice == GM_EVAL_PORTABLE ? GM_GTREE_PORTABLE : GM_GTREE_AUTO;
+    char why[GM_ERR_LEN] = "";
+    if (path == GM_GTREE_AUTO) path = gm_gtree_path_best(why);
+    else snprintf(why, sizeof why, "GRIDMILL_EVALUATOR=%s", gm_gtree_path_name(path));
+    uint32_t total = self->tree_start[self->ntrees];
+    gm_gtree_node_t *nd = malloc((total ? total : 1) * sizeof *nd);
+    if (!nd) return;
+    for (uint32_t i = 0; i < total; i++)
+        nd[i] = (gm_gtree_node_t){.left = self->nodes[i].left, .right = self->nodes[i].right,
+                                  .feature = self->nodes[i].feature, .value = self->nodes[i].value,
+                                  .default_left = self->nodes[i].default_left};
+    char err[GM_ERR_LEN];
+    self->gt = gm_gtrees_new(nd, self->tree_start, self->tree_group, self->ntrees, self->nfeature, self->groups, path, err);
+    free(nd);
+    if (!self->gt) snprintf(self->why, sizeof self->why, "%s", err);
+    else snprintf(self->why, sizeof self->why, "%s", why);
+}
+
+/* Builds the AVX-512 tables of gm_ctree when this CPU and forest allow (auto or avx512): faster than the
+ * gathered walk on the shapes it takes (depth 6, 16 features); else the gathered walk serves alone. */
 static void build_ctrees(gm_forest_t *self) {
-    const char *ev = getenv("GRIDMILL_EVALUATOR");
     char why[GM_ERR_LEN];
-    if (ev && !strcmp(ev, "scalar")) return;
+    gm_eval_t choice = gm_evaluator();
+    if (choice != GM_EVAL_AUTO && choice != GM_EVAL_AVX512) return;
     uint32_t total = self->tree_start[self->ntrees];
     gm_ctree_node_t *nd = malloc((total ? total : 1) * sizeof *nd);
     if (!nd) return;
@@ -319,6 +350,7 @@ gm_forest_t *gm_forest_from_json(const char *json, size_t len, char *err) {
     }
     self->tree_start[self->ntrees] = at;
     if (build_walk(self, err) < 0) goto fail;
+    build_gtrees(self);
     build_ctrees(self);
     gm_json_free(root);
     return self;
@@ -334,7 +366,12 @@ uint32_t gm_forest_outputs(const gm_forest_t *self, int margin) {
 
 uint32_t gm_forest_features(const gm_forest_t *self) { return self->nfeature; }
 
-const char *gm_forest_walk(const gm_forest_t *self) { return self->ct ? "avx512" : "scalar"; }
+const char *gm_forest_walk(const gm_forest_t *self) {
+    if (self->ct) return "avx512";
+    return self->gt ? gm_gtree_path_name(gm_gtrees_path(self->gt)) : "scalar";
+}
+
+const char *gm_forest_walk_why(const gm_forest_t *self) { return self->why; }
 
 #define LANES 16  /* rows walked through a tree side by side: independent loads overlap */
 #define BATCH 256 /* rows taken through every tree before the next rows: each tree is loaded once per batch */
@@ -369,11 +406,18 @@ static void add_trees(const void *ctx, const float *rows, size_t n, uint32_t nco
     }
 }
 
-/* Every row's margins: the base margin plus every tree's leaf, with the AVX-512 walk when there is one. */
+/* The rows gm_ctree leaves to its caller (those holding a NaN): the gathered walk, else the scalar one. */
+static void add_trees_fast(const void *ctx, const float *rows, size_t n, uint32_t ncols, float *m) {
+    const gm_forest_t *self = ctx;
+    if (!self->gt || gm_gtrees_margins(self->gt, rows, n, ncols, m) < 0) add_trees(self, rows, n, ncols, m);
+}
+
+/* Every row's margins: the base margin plus every tree's leaf, with gm_ctree's AVX-512 tables when the forest
+ * fits them, else the gathered walk, else (out of memory, or GRIDMILL_EVALUATOR=scalar) the scalar walk. */
 static void margins(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, float *m) {
     for (size_t i = 0; i < n * self->groups; i++) m[i] = self->base_margin;
-    if (self->ct) gm_ctrees_margins(self->ct, rows, n, ncols, m, add_trees, self);
-    else add_trees(self, rows, n, ncols, m);
+    if (self->ct) gm_ctrees_margins(self->ct, rows, n, ncols, m, add_trees_fast, self);
+    else add_trees_fast(self, rows, n, ncols, m);
 }
 
 void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out) {
@@ -412,8 +456,9 @@ void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uin
 }
 
 int gm_forest_margins_cols(const gm_forest_t *self, const float *x, size_t xstride, size_t n, float *out) {
-    if (!self->ct) return -1;
-    return gm_ctrees_margins_cols(self->ct, x, xstride, n, self->base_margin, out);
+    if (self->ct && gm_ctrees_margins_cols(self->ct, x, xstride, n, self->base_margin, out) == 0) return 0;
+    if (self->gt) return gm_gtrees_margins_cols(self->gt, x, xstride, n, self->base_margin, out);
+    return -1;
 }
 
 void gm_forest_softmax(const float *margin, uint32_t n, float *out) {
@@ -438,6 +483,7 @@ void gm_forest_destroy(gm_forest_t **self_p) {
     free(self->walk);
     free(self->leaf);
     gm_ctrees_destroy(&self->ct);
+    gm_gtrees_destroy(&self->gt);
     free(self);
     *self_p = NULL;
 }

@@ -25,13 +25,16 @@ uint32_t gm_forest_features(const gm_forest_t *self);
 void gm_forest_predict(const gm_forest_t *self, const float *rows, size_t n, uint32_t ncols, int margin, float *out);
 /* Raw margins of 'n' rows held by feature (x[k * xstride + i], feature k of row i) into 'out' by group
  * (out[g * n + i], n * gm_forest_outputs(self, 1) floats), the same bits as gm_forest_predict's. Returns 0, or
- * -1 when this forest has no AVX-512 walk or a row holds a NaN: gm_forest_predict serves those. */
+ * -1 when this forest has only the scalar walk (or is out of memory): gm_forest_predict serves those. */
 int gm_forest_margins_cols(const gm_forest_t *self, const float *x, size_t xstride, size_t n, float *out);
 /* XGBoost's softmax (common/math.h): subtract the largest margin, expf, sum in double, divide in float;
  * 'out' may be 'margin'. */
 void gm_forest_softmax(const float *margin, uint32_t n, float *out);
-/* Says which walk predicts: "avx512" (16 rows at a time, gm_ctree.h) or "scalar". */
+/* Says which walk predicts: "avx512" (gm_ctree's tables or the gathered walk, 16 rows a vector), "avx2" (the
+ * gathered walk, 8 rows), "portable" (the gathered walk in plain C) or "scalar". */
 const char *gm_forest_walk(const gm_forest_t *self);
+/* Says why that walk: "this CPU has no AVX-512F", "GRIDMILL_EVALUATOR=avx2", ... ("" for the fastest). */
+const char *gm_forest_walk_why(const gm_forest_t *self);
 /* Frees the forest; takes NULL and sets the caller's pointer to NULL. */
 void gm_forest_destroy(gm_forest_t **self_p);
 

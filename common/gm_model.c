@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xgboost/c_api.h>
 
+#include "gm_evaluator.h"
 #include "gm_forest.h"
 #include "gm_log.h"
 #include "gm_model_check.h"
@@ -89,8 +90,7 @@ static int inspect(gm_model_t *self, const char *what, char *err) {
 static void ensure_forest(gm_model_t *self) {
     if (self->forest_tried) return;
     self->forest_tried = 1;
-    const char *choice = getenv("GRIDMILL_EVALUATOR");
-    if (choice && !strcmp(choice, "xgboost")) {
+    if (gm_evaluator() == GM_EVAL_XGBOOST) {
         snprintf(self->why_xgboost, sizeof self->why_xgboost, "GRIDMILL_EVALUATOR=xgboost");
         return;
     }
@@ -137,8 +137,13 @@ gm_model_t *gm_model_load(const void *bytes, size_t len, int nthread, const char
         goto fail;
     }
     if (inspect(self, what, err) < 0) goto fail;
-    /* GRIDMILL_EVALUATOR, when set, is the caller's choice for this model now: take it at once */
-    if (getenv("GRIDMILL_EVALUATOR")) ensure_forest(self);
+    /* GRIDMILL_EVALUATOR, when set, is the caller's choice for this model now: checked (an unknown value or a
+     * path this CPU lacks is refused) and taken at once */
+    if (getenv("GRIDMILL_EVALUATOR")) {
+        gm_eval_t choice;
+        if (gm_evaluator_choice(&choice, err) < 0) goto fail;
+        ensure_forest(self);
+    }
     return self;
 fail:
     gm_model_destroy(&self);
@@ -183,6 +188,12 @@ const gm_model_info_t *gm_model_info(const gm_model_t *self) { return &self->inf
 const char *gm_model_evaluator(gm_model_t *self) {
     ensure_forest(self);
     return self->forest ? "gridmill" : self->why_xgboost;
+}
+
+const char *gm_model_walk(gm_model_t *self, const char **why) {
+    ensure_forest(self);
+    *why = self->forest ? gm_forest_walk_why(self->forest) : self->why_xgboost;
+    return self->forest ? gm_forest_walk(self->forest) : "xgboost";
 }
 
 /* Makes room for 'need' floats of the evaluator's output in self->out. Returns 0, or -1 with 'err' naming

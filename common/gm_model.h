@@ -42,6 +42,9 @@ int gm_model_margins_cols(gm_model_t *self, const float *x, size_t xstride, size
  * process that only inspects models never pays for it), unless GRIDMILL_EVALUATOR is set when the model is
  * loaded: the choice is then taken at load. */
 const char *gm_model_evaluator(gm_model_t *self);
+/* Returns the path that applies the model: "avx512", "avx2", "portable", "scalar" (gm_forest_walk) or
+ * "xgboost", with '*why' saying why (e.g. "this CPU has no AVX-512F"; "" for the fastest path). */
+const char *gm_model_walk(gm_model_t *self, const char **why);
 /* Copies the first line of XGBoost's last error (without its time stamp and stack trace) into 'buf';
  * returns 'buf'. */
 const char *gm_model_xgb_error(char *buf, size_t cap);

@@ -133,10 +133,11 @@ static void on_heartbeat(uv_timer_t *t) {
 
 /* Writes --stats: time spent and counts. */
 static void write_stats(worker_t *w) {
-    char extra[160], err[GM_ERR_LEN];
+    char extra[200], err[GM_ERR_LEN];
     if (!w->opt.common.stats_file) return;
-    snprintf(extra, sizeof extra, "\"tasks_done\": %llu, \"dropped\": %llu", (unsigned long long)w->done,
-             (unsigned long long)w->dropped);
+    snprintf(extra, sizeof extra, "\"tasks_done\": %llu, \"dropped\": %llu, \"evaluator\": \"%s\"",
+             (unsigned long long)w->done, (unsigned long long)w->dropped,
+             w->applier ? gm_applier_walk(w->applier) : "");
     if (gm_stats_write(&w->stats_time, w->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
 }
 

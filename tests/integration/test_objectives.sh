@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_objectives.sh -- one model per objective gridmill accepts (objectives.py make), each predicted under every
-# GRIDMILL_EVALUATOR (unset: gridmill's evaluator with its AVX-512 walk where the CPU has it; scalar; xgboost:
-# XGBoost's C API), must match python XGBoost as objectives.py check says (regression bit for bit, classes and
-# probabilities of the binary objectives), and the three runs' outputs must be the same bytes.
+# GRIDMILL_EVALUATOR (unset: gridmill's evaluator on the fastest path; avx512 and avx2 where the CPU has them;
+# portable; scalar; xgboost: XGBoost's C API), must match python XGBoost as objectives.py check says (regression
+# bit for bit, classes and probabilities of the binary objectives), and every run's outputs the same bytes.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,7 +14,10 @@ D=$T/data
 mapfile -t models <"$GM_LOGS/make.log"
 [ "${#models[@]}" -ge 14 ] || fail "objectives.py make wrote ${#models[@]} models, 14 expected"
 
-evaluators=(default scalar xgboost)
+# every path this CPU runs, each forced in turn (the AVX2 and portable ones on an AVX-512 machine too)
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && paths=(avx2) || paths=()
+grep -qw avx512f /proc/cpuinfo && paths+=(avx512)
+evaluators=(default "${paths[@]}" portable scalar xgboost)
 for model in "${models[@]}"; do
   file=$(basename "$model")
   obj=${file%.*}
@@ -40,6 +43,12 @@ for model in "${models[@]}"; do
       --debug "${opts[@]}"
     unset GRIDMILL_EVALUATOR
     expect_success "$name"
+    # every worker names the path it takes (info: "evaluator: avx2 (GRIDMILL_EVALUATOR=avx2)")
+    case $ev in
+      default | scalar | xgboost) ;;
+      *) grep -q "gridmill-worker.*evaluator: $ev (GRIDMILL_EVALUATOR=$ev)" "$T/$name/gridmill.log" ||
+        fail "$name: no worker says it took the $ev path" ;;
+    esac
     # every worker says, at debug level (in DIR/gridmill.log), which evaluator applies the model
     log=$T/$name/gridmill.log
     grep -q "gridmill-worker.*model 1 ($obj): " "$log" || fail "$name: no worker named its evaluator in $log"

@@ -24,6 +24,7 @@
 #include <xgboost/c_api.h>
 
 #include "gm_forest.h"
+#include "gm_gtree.h"
 #include "gm_log.h"
 
 typedef struct {
@@ -176,10 +177,9 @@ static void compare(const case_t *c, BoosterHandle b, const char *json, size_t l
     gm_forest_t *f = gm_forest_from_json(json, len, err);
     unsetenv("GRIDMILL_EVALUATOR");
     if (!f) fail_msg("%s depth %u: gm_forest refused the model: %s", c->objective, c->depth, err);
-    /* the default walk is the AVX-512 one wherever it can be: this CPU has AVX-512F, and the model fits */
-    __builtin_cpu_init();
-    int fits = c->depth <= 6 && c->features <= 16 && __builtin_cpu_supports("avx512f");
-    assert_string_equal(gm_forest_walk(f), walk || !fits ? "scalar" : "avx512");
+    /* the default walk is the fastest this CPU runs (gm_gtree_path_best); a forced one is that one */
+    if (walk) assert_string_equal(gm_forest_walk(f), walk);
+    else assert_string_equal(gm_forest_walk(f), gm_gtree_path_name(gm_gtree_path_best(NULL)));
     for (int margin = 0; margin <= 1; margin++) {
         bst_ulong count;
         const float *want = xgb_predict(b, x, c, margin, &count);
@@ -210,6 +210,10 @@ static void run_case_from(const case_t *c, const char *base_score, const char *b
     make_rows(c, tx, ntrain, thr, thresholds(json, len, thr, 4096), x);
     compare(c, b, json, len, x, NULL);
     compare(c, b, json, len, x, "scalar");
+    compare(c, b, json, len, x, "portable");
+    char why[GM_ERR_LEN];
+    if (gm_gtree_path_check(GM_GTREE_AVX2, why) == 0) compare(c, b, json, len, x, "avx2");
+    if (gm_gtree_path_check(GM_GTREE_AVX512, why) == 0) compare(c, b, json, len, x, "avx512");
     XGB_OK(XGBoosterFree(b));
     free(json);
     free(tx);
