@@ -61,6 +61,8 @@ struct gm_polys {
     uint32_t nclass;
     uint32_t *comp_code;
     double *comp_cum;
+    long long *comp_stratum; /* with a stratum column: each component's stratum, else NULL */
+    size_t stratum_cap;
     size_t ncomp, code_cap, cum_cap;
     gm_polys_report_t report;
     char *source;     /* "FILE:LAYER", the file's real path and the layer's name, whichever way they were named */
@@ -73,6 +75,7 @@ typedef struct {
     double proportion;
     size_t line;
     double group_sum; /* sum of the proportions of every row with this id */
+    long long stratum; /* the row's stratum (a composition with a stratum column), else 0 */
     int matched;      /* a feature of the layer has this id */
 } comp_row_t;
 
@@ -85,6 +88,7 @@ typedef struct {
     size_t fields_cap;
     comp_row_t *rows;
     size_t nrows;
+    int strata;         /* the CSV has a stratum column (rdsmart's stratified composition) */
     char **owned;       /* --composition-fields: the strings rows point to, read from the layer */
     size_t nowned, owned_cap;
 } comp_csv_t;
@@ -492,7 +496,7 @@ static int comp_group(comp_csv_t *c, const char *where, char *err) {
     }
     double whole = top > 1.5 ? 100.0 : 1.0;
     unsigned long off = 0;
-    for (size_t i = 0; i < c->nrows;) {
+    for (size_t i = 0; i < c->nrows && !c->strata;) { /* with strata the shares are per stratum */
         size_t j = i;
         while (j < c->nrows && !strcmp(c->rows[j].id, c->rows[i].id)) j++;
         if (fabs(c->rows[i].group_sum - whole) > 0.005 * whole && ++off <= GM_POLYS_WARN_MAX)
@@ -524,8 +528,9 @@ static int comp_csv_read(const char *path, comp_csv_t *c, char *err) {
     size_t ncols = n;
     /* gridmill's polygon,class,proportion or rdsmart's poly,mapunit,soil_class,proportion (as R's write.csv
      * writes it, quoted, maybe with a first column of row names); other columns are ignored */
-    int col_id = -1, col_cls = -1, col_prop = -1;
+    int col_id = -1, col_cls = -1, col_prop = -1, col_stratum = -1;
     for (size_t i = 0; i < n; i++) {
+        if (!strcasecmp(c->fields[i], "stratum")) col_stratum = (int)i;
         if (!strcasecmp(c->fields[i], "polygon") || !strcasecmp(c->fields[i], "poly")) col_id = (int)i;
         else if (!strcasecmp(c->fields[i], "class") || !strcasecmp(c->fields[i], "soil_class")) col_cls = (int)i;
         else if (!strcasecmp(c->fields[i], "proportion")) col_prop = (int)i;
@@ -568,6 +573,15 @@ static int comp_csv_read(const char *path, comp_csv_t *c, char *err) {
             gm_err(err, "%s: line %zu: proportion '%s' is negative", path, line, prop);
             goto fail;
         }
+        if (col_stratum >= 0) {
+            char *end;
+            const char *st = c->fields[col_stratum];
+            row->stratum = strtoll(st, &end, 10);
+            if (!*st || *end) {
+                gm_err(err, "%s: line %zu: stratum '%s' is not a whole number", path, line, st);
+                goto fail;
+            }
+        }
         c->nrows++;
     }
     if (r < 0) goto fail;
@@ -575,6 +589,7 @@ static int comp_csv_read(const char *path, comp_csv_t *c, char *err) {
         gm_err(err, "%s: no rows after the header", path);
         goto fail;
     }
+    c->strata = col_stratum >= 0;
     if (comp_group(c, "line", err) < 0) goto fail;
     return 0;
 fail:
@@ -879,7 +894,8 @@ static int add_composition(opening_t *op, poly_t *p, size_t first, char *err) {
     while (end < op->csv.nrows && !strcmp(op->csv.rows[end].id, op->csv.rows[first].id)) end++;
     size_t need = self->ncomp + (end - first);
     if (grow((void **)&self->comp_code, &self->code_cap, need, sizeof *self->comp_code) < 0 ||
-        grow((void **)&self->comp_cum, &self->cum_cap, need, sizeof *self->comp_cum) < 0)
+        grow((void **)&self->comp_cum, &self->cum_cap, need, sizeof *self->comp_cum) < 0 ||
+        (op->csv.strata && grow((void **)&self->comp_stratum, &self->stratum_cap, need, sizeof *self->comp_stratum) < 0))
         return gm_err(err, "out of memory");
     p->comp0 = self->ncomp;
     p->ncomp = (uint32_t)(end - first);
@@ -889,6 +905,7 @@ static int add_composition(opening_t *op, poly_t *p, size_t first, char *err) {
         cum += row->proportion / row->group_sum;
         self->comp_code[self->ncomp] = gm_polys_class_code(self, row->cls);
         self->comp_cum[self->ncomp] = k + 1 == end ? 1.0 : cum;
+        if (op->csv.strata) self->comp_stratum[self->ncomp] = row->stratum;
         self->ncomp++;
     }
     return 0;
@@ -1225,6 +1242,7 @@ void gm_polys_destroy(gm_polys_t **self_p) {
     free(self->slab_off);
     free(self->edges);
     free(self->comp_code);
+    free(self->comp_stratum);
     free(self->comp_cum);
     free(self);
     *self_p = NULL;
@@ -1404,6 +1422,13 @@ uint32_t gm_polys_draw_class(const gm_polys_t *self, uint32_t i, double u) {
         if (u < cum[k]) return self->comp_code[p->comp0 + k];
     return self->comp_code[p->comp0 + p->ncomp - 1];
 }
+
+const long long *gm_polys_component_strata(const gm_polys_t *self, uint32_t i) {
+    assert(i < self->npolys);
+    return self->comp_stratum ? self->comp_stratum + self->polys[i].comp0 : NULL;
+}
+
+int gm_polys_has_strata(const gm_polys_t *self) { return self->comp_stratum != NULL; }
 
 uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes, const double **cumulative) {
     assert(i < self->npolys);

@@ -127,6 +127,13 @@ uint32_t gm_polys_draw_class(const gm_polys_t *self, uint32_t i, double u);
 uint32_t gm_polys_composition(const gm_polys_t *self, uint32_t i, const uint32_t **codes,
                               const double **cumulative);
 
+/* Composition with a stratum column (rdsmart's stratified composition: poly,mapunit,stratum,soil_class,
+ * proportion): the stratum of each of polygon 'i''s components, in gm_polys_composition's order; NULL when
+ * the composition has no stratum column. */
+const long long *gm_polys_component_strata(const gm_polys_t *self, uint32_t i);
+/* Returns 1 when the composition has a stratum column, else 0. */
+int gm_polys_has_strata(const gm_polys_t *self);
+
 /* Reads the Point features of the vector layer 'path_layer' (same "file:layer" rule as the map; a .csv has
  * its points in columns x and y, or easting/northing, lon/lat), reprojected to 'dst_wkt' (from 'src_crs' when
  * the layer names no CRS, as a CSV; NULL: taken as in it), with the value of 'field' (NULL: soil_class, else

@@ -232,6 +232,7 @@ typedef struct {
     double pixel_area;
     uint32_t max_tries, iteration, nbands;
     int composition, regression;
+    points_t *spoints;       /* the strata raster's values, when the composition has strata */
     uint32_t *all_codes;     /* random-all: every class code of the composition, ascending */
     uint32_t nall;
     cell_t *cells;           /* the valid pixels polygon 'cells_of' meets, once needed (for every iteration) */
@@ -241,6 +242,7 @@ typedef struct {
 } sampler_t;
 
 static int polygon_window(const sampler_t *s, uint32_t i, double win[4]);
+static int stratum_at(const sampler_t *s, uint32_t col, uint32_t row, double *st, char *err);
 
 /* Map coordinates of pixel position (px, py), in pixels from the grid's origin. */
 static void pixel_xy(const sampler_t *s, double px, double py, double *x, double *y) {
@@ -276,6 +278,11 @@ static int polygon_cells(sampler_t *s, uint32_t i, char *err) {
             if (!meets) continue;
             if (point_values(s->points, col, row, s->scratch, err) < 0) return -1;
             if (has_nan(s->scratch, s->nbands)) continue;
+            double st;
+            if (s->spoints) { /* off the strata (nodata): not a pixel to draw in */
+                if (stratum_at(s, col, row, &st, err) < 0) return -1;
+                if (isnan(st)) continue;
+            }
             if (s->ncells == s->cells_cap) {
                 size_t cap = s->cells_cap ? 2 * s->cells_cap : 256;
                 cell_t *more = realloc(s->cells, cap * sizeof *more);
@@ -337,6 +344,47 @@ static double gamma_draw(gm_rng_t *r, double a) {
         double u = 1.0 - gm_rng_uniform(r);
         if (u < 1.0 - 0.0331 * x * x * x * x || log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
     }
+}
+
+/* Reads the stratum under pixel (col, row) into '*st' (NaN on the strata raster's nodata). Returns 0, or -1
+ * with 'err'. */
+static int stratum_at(const sampler_t *s, uint32_t col, uint32_t row, double *st, char *err) {
+    float v = NAN;
+    if (point_values(s->spoints, col, row, &v, err) < 0) return -1;
+    *st = v;
+    return 0;
+}
+
+/* The class of a point of polygon 'i' in stratum 'st' for the uniform 'u' (stratified composition), by the
+ * allocation rule among the polygon's components of that stratum; GM_POLYS_NO_CLASS when it has none. */
+static uint32_t allocate_stratum(const sampler_t *s, uint32_t i, double st, double u) {
+    const uint32_t *codes;
+    const double *cum;
+    uint32_t n = gm_polys_composition(s->p, i, &codes, &cum), m = 0, pick[256];
+    const long long *strata = gm_polys_component_strata(s->p, i);
+    double share[256], total = 0, prev = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        double sh = cum[k] - prev;
+        prev = cum[k];
+        if ((double)strata[k] != st || m == 256) continue;
+        pick[m] = codes[k];
+        share[m++] = sh;
+        total += sh;
+    }
+    if (!m) return GM_POLYS_NO_CLASS;
+    if (s->o->allocation == GM_ALLOC_RANDOM_MAPUNIT) return pick[(uint32_t)(u * m) < m ? (uint32_t)(u * m) : m - 1];
+    if (s->o->allocation == GM_ALLOC_DIRICHLET) { /* shares drawn once per polygon, stratum and run */
+        gm_rng_t r;
+        gm_rng_seed(&r, s->o->seed, UINT64_MAX - 1 - (uint64_t)(long long)st, i);
+        total = 0;
+        for (uint32_t k = 0; k < m; k++) total += share[k] = share[k] > 0 ? gamma_draw(&r, 100.0 * share[k]) : 0.0;
+    }
+    double acc = 0;
+    for (uint32_t k = 0; k < m; k++) {
+        acc += share[k] / total;
+        if (u < acc) return pick[k];
+    }
+    return pick[m - 1];
 }
 
 /* The class of a composition point of polygon 'i' for the uniform 'u', by the run's allocation rule. */
@@ -414,6 +462,11 @@ static int64_t sample_polygon(sampler_t *s, uint32_t i, uint32_t wanted, gm_samp
             if (!gm_polys_contains(s->p, i, x, y) || locate(&s->loc, x, y, &col, &row) < 0) continue;
             if (point_values(s->points, col, row, values, err) < 0) return -1;
             found = !has_nan(values, s->nbands);
+            double st;
+            if (found && s->spoints) { /* a point off the strata (nodata) is no point */
+                if (stratum_at(s, col, row, &st, err) < 0) return -1;
+                found = !isnan(st);
+            }
         }
         if (!found) {
             if (!in_cells) rep->polygons_cells++;
@@ -429,7 +482,17 @@ static int64_t sample_polygon(sampler_t *s, uint32_t i, uint32_t wanted, gm_samp
         out->x[j] = x;
         out->y[j] = y;
         out->polygon[j] = i;
-        out->code[j] = s->composition ? allocate(s, i, gm_rng_uniform(&rng)) : code;
+        if (s->spoints) { /* the class among the components of the stratum under the point */
+            uint32_t col, row;
+            double st = NAN;
+            if (locate(&s->loc, x, y, &col, &row) < 0 || stratum_at(s, col, row, &st, err) < 0) return -1;
+            out->code[j] = allocate_stratum(s, i, st, gm_rng_uniform(&rng));
+            if (out->code[j] == GM_POLYS_NO_CLASS)
+                return gm_err(err, "sampling: polygon %lld has no composition for stratum %g (a point at %.17g, %.17g)",
+                              (long long)gm_polys_fid(s->p, i), st, x, y);
+        } else {
+            out->code[j] = s->composition ? allocate(s, i, gm_rng_uniform(&rng)) : code;
+        }
         out->target[j] = target;
         j++;
     }
@@ -521,10 +584,15 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
         return gm_err(err, "sampling: give a number of points per polygon or a density per km²");
     if (!o->per_polygon && (!isfinite(o->density_km2) || o->density_km2 < 0))
         return gm_err(err, "sampling: density %g per km² is not a positive number", o->density_km2);
-    points_t points;
+    points_t points, spts;
     points_init(&points, stack);
+    if (o->strata) {
+        if (gm_stack_nbands(o->strata) != 1)
+            return gm_err(err, "sampling: the strata raster has %u bands, not one", gm_stack_nbands(o->strata));
+        points_init(&spts, o->strata);
+    }
     sampler_t s = {.p = p, .stack = stack, .points = &points, .o = o, .nbands = gm_stack_nbands(stack),
-                   .cells_of = UINT32_MAX};
+                   .cells_of = UINT32_MAX, .spoints = o->strata ? &spts : NULL};
     for (uint32_t j = 0; j < k; j++)
         if (outs[j]->nbands != s.nbands)
             return gm_err(err, "sampling: the sample table has %u bands, the stack %u", outs[j]->nbands, s.nbands);
@@ -611,6 +679,7 @@ int gm_sample_iterations(const gm_polys_t *p, gm_stack_t *stack, const gm_sample
     rc = 0;
 out_free:
     points_free(&points);
+    if (o->strata) points_free(&spts);
     free(s.cells);
     free(s.scratch);
     free(s.all_codes);

@@ -52,6 +52,10 @@ typedef struct {
                                  valid pixels instead; 0 = GM_SAMPLE_DEFAULT_TRIES */
     uint64_t seed;
     gm_sample_allocation_t allocation; /* composition mode */
+    gm_stack_t *strata;       /* a composition with a stratum column: the one-band strata raster on the
+                                 covariates' grid (its own stack for this thread); a point's class is drawn
+                                 among its polygon's components of the stratum under it, and a point on a
+                                 strata nodata pixel is not drawn */
 } gm_sample_options_t;
 
 /* A polygon that got fewer points than it wanted in one iteration: it has no pixel with valid covariates

@@ -47,6 +47,8 @@ static const char usage[] =
     "  --seed S              random seed (1)\n"
     "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
     "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
+    "  --strata RASTER       integer strata on the covariates' grid, for a composition with a stratum column\n"
+    "                        (rdsmart's stratified DSMART): a point's class is drawn within its stratum\n"
     "  --categorical RASTER  (repeatable; each among the covariates) its bands' values are categories (integers\n"
     "                        >= 0): the models split them with XGBoost's categorical splits\n"
     "  --allocation RULE     a composition point's class: weighted (its polygon's shares), dirichlet (shares drawn\n"
@@ -137,6 +139,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
         else if (!strcmp(a, "--composition")) o->composition = v;
         else if (!strcmp(a, "--composition-fields")) o->composition_fields = v;
         else if (!strcmp(a, "--observations-crs")) o->observations_crs = v;
+        else if (!strcmp(a, "--strata")) o->strata = v;
         else if (!strcmp(a, "--categorical")) {
             if (o->ncategorical == 64) return gm_err(err, "option --categorical: more than 64 rasters");
             o->categorical[o->ncategorical++] = v;

@@ -38,6 +38,7 @@ typedef struct {
     const char *observations_crs;  /* --observations-crs CRS: of observations that name none (a CSV) */
     int summary_probs;             /* --summary probabilities (else votes) */
     int allocation;                /* --allocation: a gm_sample_allocation_t */
+    const char *strata;            /* --strata RASTER: rdsmart's strata, for a composition with a stratum column */
     const char *categorical[64];   /* --categorical RASTER, repeatable: covariates whose values are categories */
     int ncategorical;
     const char *id_field;          /* --id-field */

@@ -34,6 +34,8 @@ typedef struct reader_run_s {
     gm_msg_t **iter_copy;         /* a sent training task, kept until its model is saved, to re-issue */
     const char **band_names;
     const char **cat_file;        /* per feature: the covariate file of a categorical band, else NULL */
+    gm_stack_t **strata;          /* --strata: the strata raster, one stack per reader stack (sampling thread) */
+    uint32_t nstrata;
     gm_sample_report_t first_report;
     int width;                    /* digits of iteration numbers in file names */
 } reader_run_t;
@@ -272,6 +274,7 @@ static uint64_t run_key(const reader_t *r) {
     h = fnv_file(h, o->observations);
     h = fnv_str(h, o->observations_field);
     h = fnv_str(h, o->observations_crs);
+    if (o->strata) h = fnv_file(h, o->strata);
     if (o->allocation) h = fnv(h, &o->allocation, sizeof o->allocation); /* weighted: as before it existed */
     double sampling[4] = {(double)o->per_polygon, o->density, (double)o->min_samples, (double)o->align};
     h = fnv(h, sampling, sizeof sampling);
@@ -323,6 +326,34 @@ static int resume_models(reader_t *r, char *err) {
 }
 
 /* Builds the training job from the options and the polygon map. */
+/* --strata: checks it against the covariates' grid and the composition, and opens one stack of it per
+ * reader stack (each sampling thread reads its own). Returns 0, or -1 with 'err'. */
+static int open_strata(reader_t *r, char *err) {
+    const reader_options_t *o = &r->opt;
+    reader_run_t *run = r->run;
+    int stratified = gm_polys_has_strata(run->polys);
+    if (!o->strata && stratified)
+        return gm_err(err, "%s: the composition has a stratum column: give the strata raster (--strata RASTER)",
+                      o->composition);
+    if (!o->strata) return 0;
+    if (!stratified)
+        return gm_err(err, "option --strata: the composition has no stratum column (poly,mapunit,stratum,"
+                      "soil_class,proportion)");
+    const char *both[2] = {o->covariates[0], o->strata};
+    gm_stack_t *check = gm_stack_open(both, 2, err); /* the same grid as the covariates, or the line says how */
+    if (!check) return -1;
+    gm_stack_destroy(&check);
+    run->nstrata = o->io_threads ? o->io_threads : 1;
+    run->strata = calloc(run->nstrata, sizeof *run->strata);
+    if (!run->strata) return gm_err(err, "out of memory");
+    if (!(run->strata[0] = gm_stack_open(&o->strata, 1, err))) return -1;
+    if (gm_stack_nbands(run->strata[0]) != 1)
+        return gm_err(err, "%s: the strata raster has %u bands, not one", o->strata, gm_stack_nbands(run->strata[0]));
+    for (uint32_t k = 1; k < run->nstrata; k++)
+        if (!(run->strata[k] = gm_stack_reopen(run->strata[0], err))) return -1;
+    return 0;
+}
+
 /* --categorical: marks the bands of each named covariate 'c' in the job's feature_types (as XGBoost names
  * them) and remembers their file for the checks of sampled values. Returns 0, or -1 with 'err'. */
 static int plan_categorical(reader_t *r, gm_job_t *job, char *err) {
@@ -462,6 +493,7 @@ int reader_run_start(reader_t *r, char *err) {
     run->sopt = (gm_sample_options_t){.per_polygon = o->per_polygon, .density_km2 = o->density,
                                       .min_per_polygon = o->min_samples, .seed = o->seed,
                                       .allocation = (gm_sample_allocation_t)o->allocation};
+    if (open_strata(r, err) < 0) return -1;
     if (o->observations) {
         gm_sample_obs_report_t orep;
         if (gm_sample_read_observations(o->observations, obs_field, o->observations_crs, run->polys, wkt,
@@ -628,8 +660,9 @@ static void do_sampling(uv_work_t *req) {
             gm_err(s->err, "out of memory");
             goto out;
         }
-    if (gm_sample_iterations(run->polys, r->stacks[s->stack], &run->sopt, s->iteration, s->k, smp, s->report,
-                             s->err) < 0)
+    gm_sample_options_t so = run->sopt;
+    so.strata = run->strata ? run->strata[s->stack] : NULL; /* this thread's own */
+    if (gm_sample_iterations(run->polys, r->stacks[s->stack], &so, s->iteration, s->k, smp, s->report, s->err) < 0)
         goto out;
     for (uint32_t j = 0; j < s->k; j++)
         if (finish_iteration(s, j, smp[j]) < 0) goto out;
@@ -825,6 +858,8 @@ void reader_run_free(reader_t *r) {
     free(run->saved);
     free(run->band_names);
     free(run->cat_file);
+    for (uint32_t k = 0; k < run->nstrata; k++) gm_stack_destroy(&run->strata[k]);
+    free(run->strata);
     gm_job_clear(&run->summary);
     free(run);
     r->run = NULL;
