@@ -45,7 +45,7 @@ static const char usage[] =
     "  --iterations N        realisations (100)\n"
     "  --samples-per-polygon N (20) | --sample-density D per km2 [--min-samples M (1)]\n"
     "  --seed S              random seed (1)\n"
-    "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (6)   --eta E\n"
+    "  --trees T             trees per model (1)   --rf  random forest   --max-depth D (12)   --eta E\n"
     "  --objective OBJ       regression objective (reg:squarederror)   --xgb-param KEY=VALUE (repeatable)\n"
     "  --strata RASTER       integer strata on the covariates' grid, for a composition with a stratum column\n"
     "                        (rdsmart's stratified DSMART): a point's class is drawn within its stratum\n"
@@ -84,7 +84,7 @@ int reader_options_parse(int argc, char **argv, reader_options_t *o, char *err) 
     o->min_samples = 1;
     o->seed = 1;
     o->trees = 1;
-    o->max_depth = 6;
+    o->max_depth = 12; /* with the minimum leaf below: trees of about C5.0's size (README "The model") */
     o->xgb_params = calloc((size_t)argc, sizeof *o->xgb_params);
     if (!o->xgb_params) return gm_err(err, "out of memory");
     o->covariates = calloc((size_t)argc, sizeof *o->covariates);

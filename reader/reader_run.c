@@ -440,6 +440,15 @@ static int plan_training(reader_t *r, gm_job_t *job, char *err) {
         job->rounds = o->trees;
         add_param(job, "eta", o->eta ? o->eta : (o->trees == 1 ? "1" : "0.3"));
     }
+    /* the smallest leaf: the hessian of two samples at the start, as C5.0's minCases = 2 (softprob: p (1 - p)
+     * with p = 1 / K each; a squared error: 1 each); --xgb-param min_child_weight=W overrides it */
+    int own_mcw = 0;
+    for (int i = 0; i < o->nxgb_params; i++) own_mcw |= !strncmp(o->xgb_params[i], "min_child_weight=", 17);
+    if (!own_mcw) {
+        double k = job->kind == GM_KIND_CLASSIFICATION ? (double)job->nclass : 0;
+        snprintf(v, sizeof v, "%.6g", k > 1 ? 2.0 * (1.0 / k) * (1.0 - 1.0 / k) : 2.0);
+        add_param(job, "min_child_weight", v);
+    }
     for (int i = 0; i < o->nxgb_params; i++) {
         const char *eq = strchr(o->xgb_params[i], '=');
         char key[48];
