@@ -129,7 +129,17 @@ int gm_wire_decode(const void *buf, size_t len, gm_header_t *h, char *err) {
         }
         if (gm_mpack_get(m, "wr") && get_u32(m, "wr", GM_WIRE_MAX_WRITERS - 1, &h->writer, err) < 0) goto out;
         break;
-    case GM_MSG_HEARTBEAT: break;
+    case GM_MSG_HEARTBEAT:
+        if (gm_mpack_get(m, "busy")) { /* optional: the worker's times and tasks, for the end table */
+            if (gm_mpack_uint(m, "busy", UINT64_MAX, &h->busy_ms, err) < 0 ||
+                gm_mpack_uint(m, "blocked", UINT64_MAX, &h->blocked_ms, err) < 0 ||
+                gm_mpack_uint(m, "wait", UINT64_MAX, &h->wait_ms, err) < 0 ||
+                gm_mpack_uint(m, "done", UINT64_MAX, &h->done, err) < 0 ||
+                get_u32(m, "pid", UINT32_MAX, &h->pid, err) < 0 || gm_mpack_str(m, "host", h->host, sizeof h->host, err) < 0)
+                goto out;
+            h->has_stats = 1;
+        }
+        break;
     case GM_MSG_DONE:
         if (gm_mpack_uint(m, "job", UINT64_MAX, &h->job, err) < 0) goto out;
         if (gm_mpack_get(m, "wr") && get_u32(m, "wr", GM_WIRE_MAX_WRITERS - 1, &h->writer, err) < 0) goto out;
@@ -180,6 +190,7 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_TRAIN: n += 4; break;
     case GM_MSG_MODEL:
     case GM_MSG_SAVED: n += 2; break;
+    case GM_MSG_HEARTBEAT: n += h->has_stats ? 6 : 0; break;
     default: break;
     }
     msgpack_pack_map(&pk, n);
@@ -232,6 +243,17 @@ int gm_wire_encode(const gm_header_t *h, void **buf, size_t *len, char *err) {
     case GM_MSG_SAVED:
         pack_uint(&pk, "job", h->job);
         pack_uint(&pk, "i", h->iteration);
+        break;
+    case GM_MSG_HEARTBEAT:
+        if (h->has_stats) {
+            pack_uint(&pk, "busy", h->busy_ms);
+            pack_uint(&pk, "blocked", h->blocked_ms);
+            pack_uint(&pk, "wait", h->wait_ms);
+            pack_uint(&pk, "done", h->done);
+            pack_uint(&pk, "pid", h->pid);
+            gm_mpack_pack_cstr(&pk, "host");
+            gm_mpack_pack_cstr(&pk, h->host);
+        }
         break;
     default: break;
     }

@@ -51,6 +51,11 @@ typedef struct {
     uint32_t iteration; /* "i": iteration, from 0 (train, model, saved) */
     uint32_t cols;      /* "k": features per sample row (train) */
     char role[16];      /* "role": "worker", "writer" or "stage" (hello) */
+    int has_stats;      /* hb: the keys below are present (optional) */
+    uint64_t busy_ms, blocked_ms, wait_ms; /* "busy", "blocked", "wait" (hb): the worker's times so far, in ms */
+    uint64_t done;      /* "done" (hb): tasks the worker has computed so far */
+    uint32_t pid;       /* "pid" (hb, with the times): the worker's process id ... */
+    char host[64];      /* "host" (hb, with the times): ... on this host (its name) */
     char text[256];     /* "msg": human-readable reason (error) */
 } gm_header_t;
 

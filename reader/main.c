@@ -260,18 +260,41 @@ static void on_worker_lost(uv_signal_t *h, int signum) {
 
 /* Writes --stats: time spent, progress and counts. */
 static void write_stats(reader_t *r) {
-    char extra[512], err[GM_ERR_LEN];
+    char err[GM_ERR_LEN];
     uint32_t mdone, mtotal;
     if (!r->opt.common.stats_file) return;
+    size_t cap = 640 + (size_t)r->npeers * 192, len;
+    char *extra = malloc(cap);
+    if (!extra) return;
     reader_run_progress(r, &mdone, &mtotal);
-    snprintf(extra, sizeof extra,
+    len = (size_t)snprintf(extra, cap,
              "\"phase\": \"%s\", \"models_done\": %u, \"models_total\": %u, \"blocks_done\": %u, "
              "\"blocks_total\": %u, \"pixels_total\": %llu, \"block_reads\": %llu, \"reissued\": %u, \"dropped\": %llu, "
              "\"done\": %s, \"workers_seen\": %u",
              r->job.mode == GM_MODE_TRAIN ? "training" : "predicting", mdone, mtotal, r->nacked, r->nblocks,
              (unsigned long long)r->job.xsize * r->job.ysize, (unsigned long long)r->block_reads, r->reissued,
              (unsigned long long)r->dropped, r->finished && r->exit_code == 0 ? "true" : "false", r->npeers);
+    /* every worker's own times and tasks, from its heartbeats: the supervisor reports those it did not start */
+    len += (size_t)snprintf(extra + len, cap - len, ", \"workers\": [");
+    for (uint32_t i = 0, k = 0; i < r->npeers && len < cap; i++) {
+        const gm_header_t *hb = &r->peers[i].hb;
+        if (!hb->has_stats) continue;
+        char host[64];
+        size_t n = 0;
+        for (const char *c = hb->host; *c && n + 1 < sizeof host; c++)
+            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
+                *c == '_')
+                host[n++] = *c;
+        host[n] = '\0';
+        len += (size_t)snprintf(extra + len, cap - len,
+                                "%s{\"pid\": %u, \"host\": \"%s\", \"busy_s\": %.3f, \"blocked_s\": %.3f, "
+                                "\"wait_s\": %.3f, \"tasks_done\": %llu}",
+                                k++ ? ", " : "", hb->pid, host, hb->busy_ms / 1e3, hb->blocked_ms / 1e3, hb->wait_ms / 1e3,
+                                (unsigned long long)hb->done);
+    }
+    if (len + 2 < cap) snprintf(extra + len, cap - len, "]");
     if (gm_stats_write(&r->stats_time, r->opt.common.stats_file, extra, err) < 0) gm_log(GM_LOG_WARN, "%s", err);
+    free(extra);
 }
 
 /* Every 20 ms: which state was the reader in? Every 25 samples: write --stats. */

@@ -81,6 +81,7 @@ typedef struct {
     size_t idlen;
     uint64_t last_seen; /* uv_now() of its last hello or heartbeat */
     int lost;
+    gm_header_t hb;     /* its last heartbeat with times (hb.has_stats), for the end table */
 } peer_t;
 
 #define READER_DEFAULT_INFLIGHT 32 /* blocks read but not yet written, by default ... */
@@ -149,7 +150,7 @@ int reader_feed_queue(reader_t *r, gm_msg_t *msg, uint32_t block, uint32_t itera
  * iterations sent but not yet reported by the writer. 'why' goes into the log line. */
 void reader_feed_reissue(reader_t *r, const char *why);
 /* Notes that the control peer with identity 'id' is alive. */
-void reader_peer_seen(reader_t *r, const void *id, size_t len);
+peer_t *reader_peer_seen(reader_t *r, const void *id, size_t len);
 /* The run is complete: tells every worker seen on the control endpoint ("done"), so the ones started by hand
  * stop (or, with --keep-serving, wait for the next run). */
 void reader_say_done(reader_t *r);

@@ -69,7 +69,8 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         gm_log(GM_LOG_WARN, "control: dropped a malformed request: %s", err);
         reply_error(r, msg, err);
     } else if (h.kind == GM_MSG_HEARTBEAT) {
-        reader_peer_seen(r, gm_msg_data(msg, 0), gm_msg_size(msg, 0));
+        peer_t *p = reader_peer_seen(r, gm_msg_data(msg, 0), gm_msg_size(msg, 0));
+        if (p && h.has_stats) p->hb = h;
     } else if (h.kind != GM_MSG_HELLO) {
         r->dropped++;
         gm_log(GM_LOG_WARN, "control: dropped a \"%s\" message; only hello is served here", gm_msg_kind_name(h.kind));
@@ -82,23 +83,25 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
     gm_msg_destroy(&msg);
 }
 
-void reader_peer_seen(reader_t *r, const void *id, size_t len) {
-    if (len > sizeof r->peers[0].id) return;
+peer_t *reader_peer_seen(reader_t *r, const void *id, size_t len) {
+    if (len > sizeof r->peers[0].id) return NULL;
     uint64_t now = uv_now(r->loop);
     for (uint32_t i = 0; i < r->npeers; i++)
         if (r->peers[i].idlen == len && !memcmp(r->peers[i].id, id, len)) {
             r->peers[i].last_seen = now;
             r->peers[i].lost = 0;
-            return;
+            return &r->peers[i];
         }
     peer_t *more = realloc(r->peers, (r->npeers + 1) * sizeof *more);
-    if (!more) return;
+    if (!more) return NULL;
     r->peers = more;
     peer_t *p = &r->peers[r->npeers++];
+    memset(p, 0, sizeof *p);
     memcpy(p->id, id, len);
     p->idlen = len;
     p->last_seen = now;
     p->lost = 0;
+    return p;
 }
 
 /* Every half second: a worker silent for READER_PEER_TIMEOUT_MS is lost, and so are the tasks it held;

@@ -119,10 +119,15 @@ static void on_signal(uv_signal_t *h, int signum) {
     worker_finish(w, 0);
 }
 
-static void on_heartbeat(uv_timer_t *t) {
-    worker_t *w = t->data;
+void worker_send_heartbeat(worker_t *w) {
     char err[GM_ERR_LEN];
-    gm_header_t h = {.kind = GM_MSG_HEARTBEAT};
+    w->last_hb_ms = uv_now(w->loop);
+    /* with this worker's times and tasks so far: the reader reports workers started by hand in the end table */
+    gm_header_t h = {.kind = GM_MSG_HEARTBEAT, .has_stats = 1, .done = w->done, .pid = (uint32_t)getpid(),
+                     .busy_ms = w->stats_time.in_state_ns[GM_STATS_BUSY] / 1000000,
+                     .blocked_ms = w->stats_time.in_state_ns[GM_STATS_BLOCKED] / 1000000,
+                     .wait_ms = w->stats_time.in_state_ns[GM_STATS_WAIT] / 1000000};
+    gethostname(h.host, sizeof h.host - 1);
     void *buf;
     size_t len;
     gm_msg_t *msg = gm_msg_new();
@@ -130,6 +135,8 @@ static void on_heartbeat(uv_timer_t *t) {
         gm_sock_send(w->control, &msg, err); /* a heartbeat that cannot go now is simply skipped */
     gm_msg_destroy(&msg);
 }
+
+static void on_heartbeat(uv_timer_t *t) { worker_send_heartbeat(t->data); }
 
 /* Writes --stats: time spent and counts. */
 static void write_stats(worker_t *w) {

@@ -29,6 +29,7 @@ typedef struct {
     gm_sock_t *control, *tasks, *results;
     uv_signal_t sigint, sigterm;
     uv_timer_t stats;
+    uint64_t last_hb_ms;     /* uv_now() of the last heartbeat sent */
     uv_timer_t sampler;      /* samples busy / blocked / waiting; writes --stats */
     gm_stats_t stats_time;
     unsigned samples;
@@ -59,5 +60,8 @@ int worker_tasks_connect(worker_t *w, char *err);
 void worker_tasks_run(worker_t *w);
 /* Stops the worker with exit status 'code'. */
 void worker_finish(worker_t *w, int code);
+/* Sends the reader a heartbeat with this worker's times and tasks so far (every second, and after a task when
+ * the last went out over 100 ms ago, so a short run still hears them). */
+void worker_send_heartbeat(worker_t *w);
 
 #endif

@@ -71,6 +71,7 @@ static void flush_result(worker_t *w) {
     }
     gm_msg_destroy(&w->unsent);
     w->done++;
+    if (uv_now(w->loop) - w->last_hb_ms >= 100) worker_send_heartbeat(w);
     worker_tasks_run(w);
 }
 

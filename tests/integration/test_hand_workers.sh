@@ -39,6 +39,15 @@ rc=0
 wait "$HAND" || rc=$?
 [ "$rc" -eq 0 ] || fail "joined: the hand-started worker exited $rc"
 for f in class.tif probability.tif; do cmp "$T/reference/$f" "$T/joined/$f" >&2 || fail "joined: $f differs"; done
+grep -qE "^worker $(hostname):$HAND " "$GM_LOGS/joined.out" ||
+  { cat "$GM_LOGS/joined.out" >&2; fail "joined: the end table has no row for the hand-started worker (pid $HAND)"; }
+"$PYTHON" - "$T/joined/run.json" "$HAND" <<'PY' || fail "joined: run.json does not report the hand-started worker"
+import json, sys
+rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["stages"]}
+mine = [r for n, r in rows.items() if n.endswith(":" + sys.argv[2])]
+assert mine and mine[0]["counts"]["tasks_done"] >= 0 and mine[0]["wall_s"] > 0, rows.keys()
+PY
+ok "joined: the end table and run.json have its row ($(grep -E "^worker $(hostname):$HAND " "$GM_LOGS/joined.out" | tr -s ' '))"
 ok "joined: $(grep -o 'with 2 workers (1 started by hand)' "$GM_LOGS/joined.out"); the worker exited 0; outputs identical"
 
 check "--keep-serving: the worker stays, serves the next run on the same port, and is counted there too"
