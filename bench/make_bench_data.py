@@ -73,8 +73,10 @@ def nodata_strip(y0, y1, n):
     return (xx > coast) | lake
 
 
-def covariate_strip(fields, y0, y1, n):
-    """Returns the eight covariates on rows y0..y1-1 as a (8, rows, n) float32 array, before nodata."""
+def covariate_strip(fields, y0, y1, n, ncov=8):
+    """Returns the covariates on rows y0..y1-1 as a (ncov, rows, n) float32 array, before nodata: the eight
+    terrain, climate and imagery ones, then (ncov > 8) more, each a mix of two of those and a smooth field of
+    its own (as a user's extra bands: derived terrain indices, more imagery)."""
     # one row of margin above and below, so that slope and aspect are continuous across strips
     a, b = max(0, y0 - 1), min(n, y1 + 1)
     elev_m = 400 + 250 * fields["elev"].strip(a, b, n)
@@ -90,7 +92,12 @@ def covariate_strip(fields, y0, y1, n):
         0.5 * fields["temp"].strip(y0, y1, n)
     ndvi = np.clip(0.2 + 0.0004 * rain - 0.004 * slope + 0.05 * fields["ndvi"].strip(y0, y1, n), -0.2, 0.95)
     gamma = 50 + 20 * fields["gamma"].strip(y0, y1, n)
-    return np.stack([elev, slope, northness, wet, rain, temp, ndvi, gamma]).astype(np.float32)
+    base = [elev, slope, northness, wet, rain, temp, ndvi, gamma]
+    extra = []
+    for k in range(8, ncov):
+        a_, b_ = base[k % 8], base[(3 * k + 1) % 8]
+        extra.append((0.5 + 0.05 * k) * a_ - (0.3 + 0.02 * k) * b_ + 10 * fields[f"x{k}"].strip(y0, y1, n))
+    return np.stack(base + extra).astype(np.float32)
 
 
 def create_tif(path, n, bands, dtype, gt, wkt, nodata):
@@ -166,6 +173,7 @@ def main():
     ap.add_argument("--trees", type=int, default=100, help="trees of the forest model (100)")
     ap.add_argument("--samples", type=int, default=20000, help="pixels the forest is trained on (20000)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--covariates", type=int, default=NCOV, help="covariates (8; up to 60: the users' 15-60)")
     a = ap.parse_args()
     n, nclass = a.size, a.classes
     if a.classes > 99 or a.size < TILE:
@@ -183,13 +191,16 @@ def main():
     span = n / 4096 * 2500.0  # the largest wave's length in pixels, so that landscapes look alike at any size
     fields = {"elev": Field(rng, span), "wet": Field(rng, span / 4), "rain": Field(rng, span / 2),
               "temp": Field(rng, span / 3), "ndvi": Field(rng, span / 8), "gamma": Field(rng, span / 5)}
-    cov = np.empty((NCOV, n, n), dtype=np.float32)
+    ncov = a.covariates
+    for k in range(8, ncov):  # made after the first ones: their fields, so cov1..cov8 stay as before
+        fields[f"x{k}"] = Field(rng, span / (2 + k % 7))
+    cov = np.empty((ncov, n, n), dtype=np.float32)
     invalid = np.empty((n, n), dtype=bool)
     for y0 in range(0, n, STRIP):
         y1 = min(n, y0 + STRIP)
-        cov[:, y0:y1] = covariate_strip(fields, y0, y1, n)
+        cov[:, y0:y1] = covariate_strip(fields, y0, y1, n, ncov)
         invalid[y0:y1] = nodata_strip(y0, y1, n)
-    paths = [os.path.join(a.outdir, f"cov{i + 1}.tif") for i in range(NCOV)]
+    paths = [os.path.join(a.outdir, f"cov{i + 1}.tif") for i in range(ncov)]
     for i, path in enumerate(paths):
         ds = create_tif(path, n, 1, gdal.GDT_Float32, gt, wkt, NODATA)
         band = ds.GetRasterBand(1)
@@ -205,10 +216,10 @@ def main():
     t = time.monotonic()
     valid_idx = np.flatnonzero(~invalid.ravel())
     probe = rng.choice(valid_idx, size=min(200000, valid_idx.size), replace=False)
-    flat = cov.reshape(NCOV, -1)
+    flat = cov.reshape(ncov, -1)
     mean = flat[:, probe].mean(axis=1)
     std = flat[:, probe].std(axis=1) + 1e-9
-    weights = rng.normal(0, 1, (nclass, NCOV)).astype(np.float32)
+    weights = rng.normal(0, 1, (nclass, ncov)).astype(np.float32)
     class_noise = [Field(rng, span / 6, octaves=3, waves=2) for _ in range(nclass)]
     truth = np.empty((n, n), dtype=np.uint8)
     for y0 in range(0, n, STRIP):
@@ -250,7 +261,7 @@ def main():
     pick = np.sort(rng.choice(valid_idx, size=min(a.samples, valid_idx.size), replace=False))
     X = np.ascontiguousarray(flat[:, pick].T)
     y = truth.ravel()[pick]
-    names = [f"cov{i + 1}" for i in range(NCOV)]
+    names = [f"cov{i + 1}" for i in range(ncov)]
     with open(os.path.join(a.outdir, "forest_samples.csv"), "w") as f:
         f.write(",".join(names) + ",class\n")
         for row, cls in zip(X, y):
@@ -273,7 +284,7 @@ def main():
                 "timings": {k: round(v, 1) for k, v in timings.items()}}
     with open(os.path.join(a.outdir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    print(f"make_bench_data: {n}x{n}, {NCOV} covariates, {nfeat} polygons, {manifest['classes_present']} classes, "
+    print(f"make_bench_data: {n}x{n}, {ncov} covariates, {nfeat} polygons, {manifest['classes_present']} classes, "
           f"forest of {a.trees} trees in {a.outdir} ({timings['total_s']:.0f} s)")
 
 

@@ -10,7 +10,7 @@ BUILD=${BUILD:-build}
 usage() {
   cat <<EOF
 usage: bench/run_bench.sh [--size N] [--iterations N] [--workers N] [--skip-peers] [--samples-per-polygon S]
-                          [--naive-iterations K] [--repeat R] [--timeout S] [--fresh-data]
+                          [--naive-iterations K] [--repeat R] [--timeout S] [--fresh-data] [--covariates C]
   --size N                 study area of N x N pixels (4096)
   --iterations N           iterations of the full job, one tree each (10)
   --workers N              gridmill workers, Pool size, xgboost threads, terra cores ($(nproc), the cores)
@@ -20,11 +20,13 @@ usage: bench/run_bench.sh [--size N] [--iterations N] [--workers N] [--skip-peer
   --repeat R               rounds of the I/O floors and gridmill rows, interleaved; the best of each kept (3)
   --timeout S              stop a row still running after S seconds (7200) and fail
   --fresh-data             make the study area again even if $BUILD/bench/data-N exists
+  --covariates C           covariates of the study area (8; the users have 15-60)
 Build first (make bench does): $BUILD/gridmill-* and $BUILD/bench/io_floor.
 EOF
 }
 
 size=4096 iterations=10 workers=$(nproc) skip_peers=0 samples=20 naive_iterations="" fresh=0 timeout=7200 repeat=3
+ncov=8
 while (($#)); do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while (($#)); do
     --repeat) repeat=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --fresh-data) fresh=1; shift ;;
+    --covariates) ncov=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_bench: $1: unknown option" >&2; usage >&2; exit 2 ;;
   esac
@@ -48,7 +51,7 @@ naive_iterations=${naive_iterations:-$iterations}
 
 bin="$root/$BUILD"
 work="$bin/bench"
-data="$work/data-$size"
+data="$work/data-$size$([ "$ncov" = 8 ] || echo "-k$ncov")"
 out="$work/out-$size"
 res="$out/measures"
 export GRIDMILL_BIN="$bin"
@@ -83,7 +86,7 @@ mkdir -p "$work"
 if ((fresh)) || [[ ! -f "$data/manifest.json" ]]; then
   rm -rf "$data"
   log "making the ${size}x${size} study area in $data"
-  "$PYTHON" "$root/bench/make_bench_data.py" "$data" --size "$size" >&2
+  "$PYTHON" "$root/bench/make_bench_data.py" "$data" --size "$size" --covariates "$ncov" >&2
 fi
 if ((!skip_peers)) && [[ ! -f "$data/forest.rds" ]]; then
   log "training the R peer's ranger forest on the XGBoost forest's samples"

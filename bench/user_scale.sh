@@ -4,30 +4,32 @@
 # 12 classes, 20 points per map unit per iteration), measured once with measure.py (wall, CPU, every process's
 # peak RSS), its phases read off the stages' log. Writes bench/USER_SCALE.md.
 #
-# Usage: bench/user_scale.sh [--copies K] [--iterations N] [--workers W]   (3, 100, the cores)
+# Usage: bench/user_scale.sh [--copies K] [--iterations N] [--workers W] [--covariates C]   (3, 100, the cores, 8)
 # Needs about 5 GB of disk for the study area and 9 GB for the outputs (build/bench/user-*, removed after).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
 BUILD=${BUILD:-build}
-copies=3 iterations=100 workers=$(nproc)
+copies=3 iterations=100 workers=$(nproc) ncov=8
 while (($#)); do
   case $1 in
     --copies) copies=$2; shift 2 ;;
     --iterations) iterations=$2; shift 2 ;;
     --workers) workers=$2; shift 2 ;;
+    --covariates) ncov=$2; shift 2 ;;
     -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "user_scale: $1: unknown option (--copies K, --iterations N, --workers W)" >&2; exit 2 ;;
+    *) echo "user_scale: $1: unknown option (--copies K, --iterations N, --workers W, --covariates C)" >&2; exit 2 ;;
   esac
 done
-for v in "$copies" "$iterations" "$workers"; do
+for v in "$copies" "$iterations" "$workers" "$ncov"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "user_scale: '$v': expected a positive integer" >&2; exit 2; }
 done
 export GRIDMILL_BIN="$root/$BUILD"
-src="$root/$BUILD/bench/data-4096"
+k=$([ "$ncov" = 8 ] && echo "" || echo "-k$ncov") # the study area of that many covariates
+src="$root/$BUILD/bench/data-4096$k"
 size=$((4096 * copies))
-data="$root/$BUILD/bench/user-$size"
+data="$root/$BUILD/bench/user-$size$k"
 out="$root/$BUILD/bench/user-$size-out"
 for f in gridmill-reader gridmill-worker gridmill-writer; do
   [ -x "$GRIDMILL_BIN/$f" ] || { echo "user_scale: $BUILD/$f is missing (make all)" >&2; exit 1; }
@@ -36,7 +38,7 @@ log() { echo "user_scale: $*" >&2; }
 
 if [ ! -f "$src/manifest.json" ]; then
   log "making the 4096x4096 study area in $src"
-  "$PYTHON" "$root/bench/make_bench_data.py" "$src" --size 4096 >&2
+  "$PYTHON" "$root/bench/make_bench_data.py" "$src" --size 4096 --covariates "$ncov" >&2
 fi
 if [ ! -f "$data/manifest.json" ]; then
   log "repeating it ${copies}x${copies} times into $data"
