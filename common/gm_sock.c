@@ -365,6 +365,8 @@ static void describe_failure(const gm_sock_t *self, uint16_t event, uint32_t val
         snprintf(out, cap, "%s refused this stage's CURVE key (%s): does it hold another key file?", ep, why);
     else if (curve.on)
         snprintf(out, cap, "the CURVE handshake with %s failed (%s): does it hold another key file, or none?", ep, why);
+    else if (!strncmp(ep, "ipc://", 6)) /* a private ipc:// endpoint never takes CURVE: its stage went away */
+        snprintf(out, cap, "the handshake with %s failed (%s): its stage has stopped", ep, why);
     else
         snprintf(out, cap, "the handshake with %s failed (%s): does it require CURVE security (--curve KEYFILE)?", ep,
                  why);

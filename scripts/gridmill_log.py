@@ -12,9 +12,11 @@ through the same relay, so on a terminal a line first clears the live progress l
 import re
 import sys
 import threading
+import time
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z (\S+)\[(\d+)\] (error|loss|warn|info|debug): (.*)$")
 FATAL = re.compile(r"^gridmill-[a-z-]+: ")  # a stage's last word before it exits (bad options, bad input)
+HOLD_S = 0.3  # how long a warning waits: longer than the supervisor takes to see a stage die (50 ms polls)
 LEVEL_WORD = {"error": "error", "loss": "warning", "warn": "warning"}  # loss: data lost, shown even with -q
 
 
@@ -31,6 +33,8 @@ class Relay:
         self.stopping = False       # the run is being stopped after a failure
         self.errors = {}            # stage pid -> error lines it wrote
         self.threads = {}           # stage pid -> the thread reading its stderr
+        self.held = []              # (time, line): warnings shown HOLD_S after they came
+        self.timer = None
 
     def open(self, path):
         """Also appends every line (those already seen first) to 'path'. Returns None, or the OSError."""
@@ -72,13 +76,36 @@ class Relay:
                 self.errors[pid] = self.errors.get(pid, 0) + 1
             if self.mode == "verbose":
                 self.show(line + "\n")
-            elif self.stopping:
+            elif self.stopping and level != "loss":  # lost data is never hidden
                 return
             elif not m:  # not a gridmill stage's log line: shown as it is, unless -q (the exit says it failed)
                 if self.mode != "quiet" or level == "error":
                     self.show(line + "\n")
-            elif level in ("error", "loss") or (level == "warn" and self.mode == "default"):
-                self.show(f"{m.group(1)}: {LEVEL_WORD[level]}: {m.group(4)}\n")
+            elif level == "error":
+                self.show(f"{m.group(1)}: error: {m.group(4)}\n")
+            elif level == "loss" or (level == "warn" and self.mode == "default"):
+                # held a moment: a warning that a stage's death causes (a peer gone) is not shown once the run
+                # is stopping for it, so a failure stays one line
+                self.held.append((time.monotonic(), level, f"{m.group(1)}: {LEVEL_WORD[level]}: {m.group(4)}\n"))
+                self._arm()
+
+    def _arm(self):
+        if self.timer is None:
+            self.timer = threading.Timer(HOLD_S, self.release)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def release(self, everything=False):
+        """Shows the held warnings older than HOLD_S (all with 'everything'), unless the run is stopping."""
+        with self.lock:
+            self.timer = None
+            now = time.monotonic()
+            while self.held and (everything or now - self.held[0][0] >= HOLD_S):
+                _, level, text = self.held.pop(0)
+                if not self.stopping or level == "loss":  # lost data is never hidden
+                    self.show(text)
+            if self.held:
+                self._arm()
 
     def follow(self, pid, pipe):
         """Reads the stderr pipe of stage 'pid' to its end in a thread of its own."""
@@ -98,6 +125,7 @@ class Relay:
         return self.errors.get(pid, 0)
 
     def close(self):
+        self.release(everything=True)
         with self.lock:
             for f in self.files:
                 try:
