@@ -202,6 +202,7 @@ int main(int argc, char **argv) {
     gm_msg_destroy(&w.held);
     gm_msg_destroy(&w.unsent);
     gm_applier_destroy(&w.applier);
-    gm_job_clear(&w.job);
+    if (w.job) gm_job_clear(w.job);
+    free(w.job);
     return w.exit_code;
 }

@@ -36,7 +36,7 @@ typedef struct {
     uv_timer_t heartbeat;    /* tells the reader every second that this worker lives */
     uv_pipe_t lifeline;      /* standard input, with --watch-stdin */
     int lifeline_open;
-    gm_job_t job;
+    gm_job_t *job;           /* the current job (owned; the applier points at it), or NULL */
     int have_job, job_requested;
     uint64_t asked_for;      /* job id a task named when we last asked the reader */
     gm_applier_t *applier;

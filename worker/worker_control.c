@@ -1,6 +1,8 @@
 /* worker_control.c -- fetch the job and its models from the reader's control endpoint. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gm_log.h"
 #include "gm_wire.h"
@@ -19,25 +21,63 @@ void worker_request_job(worker_t *w) {
     w->job_requested = 1;
 }
 
-/* Installs a job message: decodes it, copies the model bytes, loads the model. Returns 0, or -1 with 'err'. */
-static int install_job(worker_t *w, gm_msg_t *msg, char *err) {
-    gm_job_t job;
-    if (gm_job_from_msg(msg, &job, err) < 0) return -1;
-    gm_applier_t *applier = NULL;
-    gm_applier_destroy(&w->applier);
-    gm_job_clear(&w->job);
-    w->job = job; /* the applier keeps a pointer to w->job */
-    if (w->job.mode != GM_MODE_TRAIN) applier = gm_applier_new(&w->job, (int)w->opt.threads, err);
-    if (w->job.mode != GM_MODE_TRAIN && !applier) {
-        gm_job_clear(&w->job);
-        w->have_job = 0;
-        return -1;
+/* A job being installed in the thread pool: decoding it and loading its models (a hundred large models take
+ * seconds) must not stop the loop, whose heartbeats tell the reader this worker lives. */
+typedef struct {
+    uv_work_t req;
+    worker_t *w;
+    gm_msg_t *msg;
+    gm_job_t *job;           /* heap: the applier keeps a pointer to it */
+    gm_applier_t *applier;
+    int rc;
+    char err[GM_ERR_LEN];
+} load_t;
+
+/* In the thread pool: decodes the job, copies the model bytes, loads the models. */
+static void do_load(uv_work_t *req) {
+    load_t *l = req->data;
+    l->rc = -1;
+    const char *slow = getenv("GRIDMILL_DEBUG_LOAD_MS"); /* tests only: a load that takes this long */
+    if (slow) usleep((useconds_t)strtoul(slow, NULL, 10) * 1000u);
+    if (gm_job_from_msg(l->msg, l->job, l->err) < 0) return;
+    if (l->job->mode != GM_MODE_TRAIN && !(l->applier = gm_applier_new(l->job, (int)l->w->opt.threads, l->err))) return;
+    l->rc = 0;
+}
+
+/* On the loop: makes the loaded job current and starts taking its tasks. */
+static void after_load(uv_work_t *req, int status) {
+    load_t *l = req->data;
+    worker_t *w = l->w;
+    char err[GM_ERR_LEN];
+    w->busy = 0;
+    gm_msg_destroy(&l->msg);
+    if (status == UV_ECANCELED || w->finished || l->rc < 0) {
+        if (!w->finished && status != UV_ECANCELED) {
+            gm_log(GM_LOG_ERROR, "control: cannot use the job: %s", l->err);
+            worker_finish(w, 1);
+        }
+        gm_applier_destroy(&l->applier);
+        gm_job_clear(l->job);
+        free(l->job);
+        free(l);
+        return;
     }
-    w->applier = applier;
+    gm_applier_destroy(&w->applier);
+    if (w->job) gm_job_clear(w->job);
+    free(w->job);
+    w->job = l->job; /* the applier points at it */
+    w->applier = l->applier;
     w->have_job = 1;
-    gm_log(GM_LOG_INFO, "job %016llx: %s, %s, %u bands, %u models", (unsigned long long)w->job.id,
-           w->job.mode == GM_MODE_TRAIN ? "training" : "applying", w->job.objective, w->job.nbands, w->job.nmodels);
-    return 0;
+    w->job_requested = 0;
+    free(l);
+    gm_log(GM_LOG_INFO, "job %016llx: %s, %s, %u bands, %u models", (unsigned long long)w->job->id,
+           w->job->mode == GM_MODE_TRAIN ? "training" : "applying", w->job->objective, w->job->nbands, w->job->nmodels);
+    if (worker_tasks_connect(w, err) < 0) {
+        gm_log(GM_LOG_ERROR, "%s", err);
+        worker_finish(w, 1);
+    } else {
+        worker_tasks_run(w);
+    }
 }
 
 static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
@@ -59,7 +99,9 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         gm_log(GM_LOG_INFO, "the run is over; waiting for the next one on %s", w->opt.connect_ep);
         if (!w->busy) {
             gm_applier_destroy(&w->applier);
-            gm_job_clear(&w->job);
+            if (w->job) gm_job_clear(w->job);
+            free(w->job);
+            w->job = NULL;
             w->have_job = 0;
         }
         worker_request_job(w);
@@ -72,16 +114,20 @@ static void on_control(gm_sock_t *sock, gm_msg_t *msg, void *arg) {
         /* the running prediction uses the current job: never swap it underneath */
         gm_log(GM_LOG_DEBUG, "control: job arrived while busy; asking again later");
         w->job_requested = 0;
-    } else if (install_job(w, msg, err) < 0) {
-        gm_log(GM_LOG_ERROR, "control: cannot use the job: %s", err);
-        worker_finish(w, 1);
     } else {
-        w->job_requested = 0;
-        if (worker_tasks_connect(w, err) < 0) {
-            gm_log(GM_LOG_ERROR, "%s", err);
+        load_t *l = calloc(1, sizeof *l);
+        gm_job_t *job = calloc(1, sizeof *job);
+        if (!l || !job) {
+            free(l);
+            free(job);
+            gm_log(GM_LOG_ERROR, "control: out of memory for the job");
             worker_finish(w, 1);
         } else {
-            worker_tasks_run(w);
+            *l = (load_t){.w = w, .msg = msg, .job = job};
+            l->req.data = l;
+            msg = NULL; /* the load owns it */
+            w->busy = 1; /* no task runs while the job loads */
+            uv_queue_work(w->loop, &l->req, do_load, after_load);
         }
     }
     gm_msg_destroy(&msg);

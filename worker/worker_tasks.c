@@ -47,8 +47,8 @@ static void predict_free(predict_t *p) {
 static void do_predict(uv_work_t *req) {
     predict_t *p = req->data;
     if (p->h.kind == GM_MSG_TRAIN)
-        p->rc = gm_train_model(&p->w->job, p->planes, p->labels, p->h.count, p->h.cols,
-                               iteration_seed(p->w->job.seed, p->h.iteration), &p->model, &p->model_len, p->err);
+        p->rc = gm_train_model(p->w->job, p->planes, p->labels, p->h.count, p->h.cols,
+                               iteration_seed(p->w->job->seed, p->h.iteration), &p->model, &p->model_len, p->err);
     else
         p->rc = gm_applier_run(p->w->applier, p->planes, p->h.w, p->h.h, p->outs, p->err);
     if (p->w->delay_ms) usleep(p->w->delay_ms * 1000u);
@@ -111,8 +111,8 @@ static void after_predict(uv_work_t *req, int status) {
     size_t len;
     gm_msg_t *msg = gm_msg_new();
     int ok = msg && gm_wire_encode(&rh, &buf, &len, err) == 0 && gm_msg_add_owned(msg, buf, len) == 0;
-    for (uint32_t i = 0; i < w->job.noutputs; i++) {
-        if (ok) ok = gm_msg_add_owned(msg, p->outs[i], gm_job_output_bytes(&w->job.outputs[i], rh.w, rh.h)) == 0;
+    for (uint32_t i = 0; i < w->job->noutputs; i++) {
+        if (ok) ok = gm_msg_add_owned(msg, p->outs[i], gm_job_output_bytes(&w->job->outputs[i], rh.w, rh.h)) == 0;
         else free(p->outs[i]);
         p->outs[i] = NULL; /* the message owns it now, or it was freed */
     }
@@ -141,8 +141,8 @@ static const float *frame_floats(gm_msg_t *msg, size_t i, float **copy) {
 
 /* Checks a training task against the job. Returns 0, or -1 with 'err'. */
 static int check_train(worker_t *w, gm_msg_t *msg, const gm_header_t *h, char *err) {
-    if (w->job.mode != GM_MODE_TRAIN) return gm_err(err, "a training task for a job that does not train");
-    if (h->cols != w->job.nbands) return gm_err(err, "training task has %u features, the job %u", h->cols, w->job.nbands);
+    if (w->job->mode != GM_MODE_TRAIN) return gm_err(err, "a training task for a job that does not train");
+    if (h->cols != w->job->nbands) return gm_err(err, "training task has %u features, the job %u", h->cols, w->job->nbands);
     if (msg->nframes != 3 || gm_msg_size(msg, 1) != (size_t)h->count * h->cols * sizeof(float) ||
         gm_msg_size(msg, 2) != (size_t)h->count * sizeof(float))
         return gm_err(err, "training task %u payload is not %u rows of %u features and %u labels", h->iteration,
@@ -152,9 +152,9 @@ static int check_train(worker_t *w, gm_msg_t *msg, const gm_header_t *h, char *e
 
 /* Checks a task against the job. Returns 0, or -1 with 'err'. */
 static int check_task(worker_t *w, gm_msg_t *msg, const gm_header_t *h, char *err) {
-    if (w->job.mode == GM_MODE_TRAIN) return gm_err(err, "a block task for a training job");
-    if (gm_job_check_block(&w->job, h, err) < 0) return -1;
-    if (h->bands != w->job.nbands) return gm_err(err, "task has %u bands, the job %u", h->bands, w->job.nbands);
+    if (w->job->mode == GM_MODE_TRAIN) return gm_err(err, "a block task for a training job");
+    if (gm_job_check_block(w->job, h, err) < 0) return -1;
+    if (h->bands != w->job->nbands) return gm_err(err, "task has %u bands, the job %u", h->bands, w->job->nbands);
     size_t want = (size_t)h->w * h->h * h->bands * sizeof(float);
     if (msg->nframes != 2 || gm_msg_size(msg, 1) != want)
         return gm_err(err, "task block %u payload is not one frame of %zu bytes", h->block, want);
@@ -173,7 +173,7 @@ void worker_tasks_run(worker_t *w) {
             gm_msg_destroy(&w->held);
             break;
         }
-        if (!w->have_job || h.job != w->job.id) {
+        if (!w->have_job || h.job != w->job->id) {
             if (w->job_requested) return; /* wait for the reply */
             if (w->have_job && w->asked_for == h.job) {
                 /* asked for this job and the reader serves another: the task is stale */
@@ -195,8 +195,8 @@ void worker_tasks_run(worker_t *w) {
         }
         predict_t *p = calloc(1, sizeof *p);
         int ok = p != NULL;
-        for (uint32_t i = 0; ok && h.kind == GM_MSG_TASK && i < w->job.noutputs; i++)
-            ok = (p->outs[i] = malloc(gm_job_output_bytes(&w->job.outputs[i], h.w, h.h))) != NULL;
+        for (uint32_t i = 0; ok && h.kind == GM_MSG_TASK && i < w->job->noutputs; i++)
+            ok = (p->outs[i] = malloc(gm_job_output_bytes(&w->job->outputs[i], h.w, h.h))) != NULL;
         if (!ok) {
             predict_free(p);
             gm_log(GM_LOG_ERROR, "out of memory for block %u", h.block);
@@ -244,8 +244,8 @@ static void on_results_writable(gm_sock_t *sock, void *arg) {
 int worker_tasks_connect(worker_t *w, char *err) {
     if (w->tasks) return 0;
     char tasks_ep[GM_JOB_EP_LEN], results_ep[GM_JOB_EP_LEN];
-    gm_sock_rehost(w->opt.tasks_ep ? w->opt.tasks_ep : w->job.tasks_ep, w->opt.connect_ep, tasks_ep, sizeof tasks_ep);
-    gm_sock_rehost(w->opt.results_ep ? w->opt.results_ep : w->job.results_ep, w->opt.connect_ep, results_ep,
+    gm_sock_rehost(w->opt.tasks_ep ? w->opt.tasks_ep : w->job->tasks_ep, w->opt.connect_ep, tasks_ep, sizeof tasks_ep);
+    gm_sock_rehost(w->opt.results_ep ? w->opt.results_ep : w->job->results_ep, w->opt.connect_ep, results_ep,
                   sizeof results_ep);
     w->tasks = gm_sock_new(w->loop, w->zctx, ZMQ_PULL, "tasks", err);
     w->results = gm_sock_new(w->loop, w->zctx, ZMQ_PUSH, "results", err);
