@@ -15,13 +15,9 @@
 
 typedef enum { T_IDENTITY, T_SOFTPROB, T_SOFTMAX, T_SIGMOID, T_HINGE, T_EXP, T_EXP_DOUBLE } transform_t;
 
-/* One node: an internal split (left >= 0) or a leaf whose value is 'value'. Children index the same tree. */
-typedef struct {
-    int32_t left, right;
-    uint32_t feature;
-    float value;       /* split threshold, or leaf value */
-    uint32_t default_left;
-} node_t;
+/* One node: an internal split (left >= 0) or a leaf whose value is 'value'. Children index the same tree. The
+ * gathered walk takes the same layout, so it is built from these nodes as they are. */
+typedef gm_gtree_node_t node_t;
 
 struct gm_forest {
     uint32_t ntrees, groups, nfeature;
@@ -201,16 +197,9 @@ static void build_gtrees(gm_forest_t *self) {
     char why[GM_ERR_LEN] = "";
     if (path == GM_GTREE_AUTO) path = gm_gtree_path_best(why);
     else snprintf(why, sizeof why, "GRIDMILL_EVALUATOR=%s", gm_gtree_path_name(path));
-    uint32_t total = self->tree_start[self->ntrees];
-    gm_gtree_node_t *nd = malloc((total ? total : 1) * sizeof *nd);
-    if (!nd) return;
-    for (uint32_t i = 0; i < total; i++)
-        nd[i] = (gm_gtree_node_t){.left = self->nodes[i].left, .right = self->nodes[i].right,
-                                  .feature = self->nodes[i].feature, .value = self->nodes[i].value,
-                                  .default_left = self->nodes[i].default_left};
     char err[GM_ERR_LEN];
-    self->gt = gm_gtrees_new(nd, self->tree_start, self->tree_group, self->ntrees, self->nfeature, self->groups, path, err);
-    free(nd);
+    self->gt = gm_gtrees_new(self->nodes, self->tree_start, self->tree_group, self->ntrees, self->nfeature, self->groups,
+                             path, err);
     if (!self->gt) snprintf(self->why, sizeof self->why, "%s", err);
     else snprintf(self->why, sizeof self->why, "%s", why);
 }
