@@ -144,8 +144,11 @@ static void read_ledger(const writer_t *wr, uint32_t *tiles, uint64_t **hash) {
     ledger_path(wr, path, sizeof path);
     FILE *f = fopen(path, "rb");
     if (!f) return;
-    char *text = malloc(LEDGER_MAX_BYTES + 1);
-    size_t len = text ? fread(text, 1, LEDGER_MAX_BYTES, f) : 0;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    rewind(f);
+    size_t cap = size >= 0 && size < (long)LEDGER_MAX_BYTES ? (size_t)size : LEDGER_MAX_BYTES;
+    char *text = malloc(cap + 1);
+    size_t len = text ? fread(text, 1, cap, f) : 0;
     fclose(f);
     if (!text) return;
     text[len] = '\0';
