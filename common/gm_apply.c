@@ -372,6 +372,16 @@ static void write_shares(gm_applier_t *self, const uint32_t *index, size_t n, si
     }
 }
 
+/* The next class of a pixel's ranking, marked in 'taken' (one bit per class): the most votes 'v', or when v is
+ * NULL the largest mean probability 'q', among the classes not yet ranked, the lower code on ties. */
+static uint32_t take_next(uint64_t *taken, uint32_t nc, const uint16_t *v, const float *q) {
+    uint32_t pick = UINT32_MAX;
+    for (uint32_t k = 0; k < nc; k++)
+        if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || (v ? v[k] > v[pick] : q[k] > q[pick]))) pick = k;
+    taken[pick / 64] |= 1ull << (pick % 64);
+    return pick;
+}
+
 /* Writes the class summaries of 'n' pixels from their votes, through the applier's per-vote-count tables. */
 static void summarise_classes(gm_applier_t *self, const uint32_t *index, size_t n, size_t npix, void *const *outs) {
     const gm_job_t *job = self->job;
@@ -399,14 +409,10 @@ static void summarise_classes(gm_applier_t *self, const uint32_t *index, size_t 
             case GM_ROLE_CONFUSION: ((float *)outs[o])[p] = self->confusion[top - next]; break;
             case GM_ROLE_NPROB_CLASS:
             case GM_ROLE_NPROB_PROB: {
-                /* rank r: most votes among classes not yet ranked, the lower code on ties */
                 uint64_t taken[1024];
                 memset(taken, 0, (nc + 63) / 64 * sizeof *taken);
                 for (uint32_t r = 0; r < out->bands; r++) {
-                    uint32_t pick = UINT32_MAX;
-                    for (uint32_t k = 0; k < nc; k++)
-                        if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || v[k] > v[pick])) pick = k;
-                    taken[pick / 64] |= 1ull << (pick % 64);
+                    uint32_t pick = take_next(taken, nc, v, NULL);
                     if (out->role == GM_ROLE_NPROB_CLASS) put_class(out->dtype, outs[o], (size_t)r * npix + p, pick);
                     else ((float *)outs[o])[(size_t)r * npix + p] = self->share[v[pick]];
                 }
@@ -452,10 +458,7 @@ static void summarise_probs(gm_applier_t *self, const uint32_t *index, size_t n,
                 uint64_t taken[1024];
                 memset(taken, 0, (nc + 63) / 64 * sizeof *taken);
                 for (uint32_t r = 0; r < out->bands; r++) {
-                    uint32_t pick = UINT32_MAX;
-                    for (uint32_t k = 0; k < nc; k++)
-                        if (!(taken[k / 64] >> (k % 64) & 1) && (pick == UINT32_MAX || q[k] > q[pick])) pick = k;
-                    taken[pick / 64] |= 1ull << (pick % 64);
+                    uint32_t pick = take_next(taken, nc, NULL, q);
                     if (out->role == GM_ROLE_NPROB_CLASS) put_class(out->dtype, outs[o], (size_t)r * npix + p, pick);
                     else ((float *)outs[o])[(size_t)r * npix + p] = q[pick];
                 }
