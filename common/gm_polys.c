@@ -1271,12 +1271,16 @@ const char *gm_polys_class_name(const gm_polys_t *self, uint32_t code) {
 }
 
 int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *err) {
+    return gm_polys_write_class_names((const char *const *)self->classes, self->nclass, path, err);
+}
+
+int gm_polys_write_class_names(const char *const *names, uint32_t n, const char *path, char *err) {
     FILE *f = fopen(path, "w");
     if (!f) return gm_err(err, "%s: cannot create: %s", path, strerror(errno));
     fputs("code,class\n", f);
-    for (uint32_t i = 0; i < self->nclass; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         fprintf(f, "%u,", i);
-        gm_polys_put_csv_field(f, self->classes[i]);
+        gm_polys_put_csv_field(f, names[i]);
         fputc('\n', f);
     }
     int bad = ferror(f);
@@ -1284,83 +1288,41 @@ int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *e
     return 0;
 }
 
-/* Reads one CSV field at '*p' (quoted with "" for a quote, or bare up to a comma or line end) into a new
- * string; '*p' moves past it. Returns the string, or NULL when out of memory or a quote is left open. */
-static char *read_csv_field(const char **p) {
-    const char *s = *p;
-    size_t cap = strlen(s) + 1, n = 0;
-    char *out = malloc(cap);
-    if (!out) return NULL;
-    if (*s == '"') {
-        for (s++;; s++) {
-            if (!*s) {
-                free(out);
-                return NULL;
-            }
-            if (*s == '"' && s[1] == '"') out[n++] = *s++;
-            else if (*s == '"') break;
-            else out[n++] = *s;
-        }
-        s++;
-    } else {
-        while (*s && *s != ',' && *s != '\n' && *s != '\r') out[n++] = *s++;
-    }
-    out[n] = '\0';
-    *p = s;
-    return out;
-}
-
 int gm_polys_read_class_table(const char *path, char ***names, uint32_t *n, char *err) {
+    /* read as a composition CSV is: the same quoting and line rules */
+    comp_csv_t c;
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.line = 1;
     *names = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gm_err(err, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    char *text = size >= 0 && size < (64L << 20) ? malloc((size_t)size + 1) : NULL;
-    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
-    fclose(f);
-    if (!text || got != (size_t)size) {
-        free(text);
-        return gm_err(err, "%s: cannot read the class table", path);
-    }
-    text[got] = '\0';
-    const char *p = text;
-    int rc = -1;
+    if (slurp(path, &c.buf, &c.len, err) < 0) return -1;
     char **list = NULL;
     uint32_t count = 0;
-    if (strncmp(p, "code,class", 10) != 0 || (p[10] != '\n' && p[10] != '\r')) {
+    size_t nf, line;
+    int rc = -1, r = csv_next(&c, &nf, &line, err);
+    if (r < 0) goto out;
+    if (r == 0 || nf != 2 || strcmp(c.fields[0], "code") || strcmp(c.fields[1], "class")) {
         gm_err(err, "%s: not a class table (its first line is not code,class)", path);
         goto out;
     }
-    p += 10;
-    for (;;) {
-        while (*p == '\r' || *p == '\n') p++;
-        if (!*p) break;
+    while ((r = csv_next(&c, &nf, &line, err)) == 1) {
         char *end;
-        unsigned long code = strtoul(p, &end, 10);
-        if (end == p || *end != ',' || code != count) {
-            gm_err(err, "%s: row %u does not start with code %u", path, count + 1, count);
+        unsigned long code = strtoul(c.fields[0], &end, 10);
+        if (nf != 2 || end == c.fields[0] || *end || code != count) {
+            gm_err(err, "%s: line %zu is not code %u and its class", path, line, count);
             goto out;
         }
-        p = end + 1;
         char **more = realloc(list, ((size_t)count + 2) * sizeof *list);
-        if (!more) {
+        if (!more || !(more[count] = strdup(c.fields[1]))) {
+            if (more) list = more;
             gm_err(err, "out of memory");
             goto out;
         }
         list = more;
-        if (!(list[count] = read_csv_field(&p))) {
-            gm_err(err, "%s: row %u: a quoted class name is not closed", path, count + 1);
-            goto out;
-        }
         list[++count] = NULL;
-        if (*p && *p != '\n' && *p != '\r') {
-            gm_err(err, "%s: row %u has more than two fields", path, count);
-            goto out;
-        }
     }
+    if (r < 0) goto out;
     *names = list;
     *n = count;
     list = NULL;
@@ -1368,7 +1330,7 @@ int gm_polys_read_class_table(const char *path, char ***names, uint32_t *n, char
 out:
     for (uint32_t i = 0; list && i < count; i++) free(list[i]);
     free(list);
-    free(text);
+    comp_csv_free(&c);
     return rc;
 }
 

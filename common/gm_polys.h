@@ -99,6 +99,9 @@ uint32_t gm_polys_class_code(const gm_polys_t *self, const char *name);
 /* Writes the class table to 'path' as CSV: "code,class" then one row per class (names quoted when they
  * hold a comma, quote or line break). Returns 0, or -1 with 'err'. */
 int gm_polys_write_class_table(const gm_polys_t *self, const char *path, char *err);
+/* Writes the class table of 'n' names (code i is names[i]) as gm_polys_write_class_table does. Returns 0, or
+ * -1 with 'err'. */
+int gm_polys_write_class_names(const char *const *names, uint32_t n, const char *path, char *err);
 /* Reads a class table written by gm_polys_write_class_table into '*names' (malloc'ed, '*n' names then NULL;
  * each malloc'ed). Returns 0, or -1 with 'err' naming the file and row. */
 int gm_polys_read_class_table(const char *path, char ***names, uint32_t *n, char *err);

@@ -145,17 +145,7 @@ static int models_class_names(reader_t *r, gm_job_t *job, char *err) {
     if (!reader_is_primary(r)) return 0;
     snprintf(mine, sizeof mine, "%s/classes.csv", o->out_dir);
     if (make_dir(o->out_dir, err) < 0) return -1;
-    FILE *f = fopen(mine, "w");
-    if (!f) return gm_err(err, "%s: cannot create: %s", mine, strerror(errno));
-    fputs("code,class\n", f);
-    for (uint32_t i = 0; i < n; i++) {
-        fprintf(f, "%u,", i);
-        gm_polys_put_csv_field(f, names[i]);
-        fputc('\n', f);
-    }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return gm_err(err, "%s: cannot write: %s", mine, strerror(errno));
-    return 0;
+    return gm_polys_write_class_names((const char *const *)names, n, mine, err);
 }
 
 /* --models DIR: loads DIR/iter-*.json (or .ubj) in name order and installs the summary job. */
