@@ -355,6 +355,21 @@ static int stratum_at(const sampler_t *s, uint32_t col, uint32_t row, double *st
     return 0;
 }
 
+/* Picks among 'm' components (codes 'pick', shares 'share' summing to 'total') for the uniform 'u'; with
+ * 'dirichlet' (a stream) the shares are first replaced by a draw of Dirichlet(shares in percent), in order. */
+static uint32_t draw_among(const uint32_t *pick, double *share, uint32_t m, double total, double u, gm_rng_t *dirichlet) {
+    if (dirichlet) {
+        total = 0;
+        for (uint32_t k = 0; k < m; k++) total += share[k] = share[k] > 0 ? gamma_draw(dirichlet, 100.0 * share[k]) : 0.0;
+    }
+    double acc = 0;
+    for (uint32_t k = 0; k < m; k++) {
+        acc += share[k] / total;
+        if (u < acc) return pick[k];
+    }
+    return pick[m - 1];
+}
+
 /* The class of a point of polygon 'i' in stratum 'st' for the uniform 'u' (stratified composition), by the
  * allocation rule among the polygon's components of that stratum; GM_POLYS_NO_CLASS when it has none. */
 static uint32_t allocate_stratum(const sampler_t *s, uint32_t i, double st, double u) {
@@ -373,18 +388,9 @@ static uint32_t allocate_stratum(const sampler_t *s, uint32_t i, double st, doub
     }
     if (!m) return GM_POLYS_NO_CLASS;
     if (s->o->allocation == GM_ALLOC_RANDOM_MAPUNIT) return pick[(uint32_t)(u * m) < m ? (uint32_t)(u * m) : m - 1];
-    if (s->o->allocation == GM_ALLOC_DIRICHLET) { /* shares drawn once per polygon, stratum and run */
-        gm_rng_t r;
-        gm_rng_seed(&r, s->o->seed, UINT64_MAX - 1 - (uint64_t)(long long)st, i);
-        total = 0;
-        for (uint32_t k = 0; k < m; k++) total += share[k] = share[k] > 0 ? gamma_draw(&r, 100.0 * share[k]) : 0.0;
-    }
-    double acc = 0;
-    for (uint32_t k = 0; k < m; k++) {
-        acc += share[k] / total;
-        if (u < acc) return pick[k];
-    }
-    return pick[m - 1];
+    gm_rng_t r; /* dirichlet: shares drawn once per polygon, stratum and run */
+    if (s->o->allocation == GM_ALLOC_DIRICHLET) gm_rng_seed(&r, s->o->seed, UINT64_MAX - 1 - (uint64_t)(long long)st, i);
+    return draw_among(pick, share, m, total, u, s->o->allocation == GM_ALLOC_DIRICHLET ? &r : NULL);
 }
 
 /* The class of a composition point of polygon 'i' for the uniform 'u', by the run's allocation rule. */
@@ -404,20 +410,13 @@ static uint32_t allocate(const sampler_t *s, uint32_t i, double u) {
         n = gm_polys_composition(s->p, i, &codes, &cum);
         gm_rng_t r;
         gm_rng_seed(&r, s->o->seed, UINT64_MAX, i);
-        double g[256], total = 0, prev = 0;
+        double share[256], prev = 0;
         uint32_t m = n < 256 ? n : 256;
         for (uint32_t k = 0; k < m; k++) {
-            double share = cum[k] - prev;
+            share[k] = cum[k] - prev;
             prev = cum[k];
-            g[k] = share > 0 ? gamma_draw(&r, 100.0 * share) : 0.0;
-            total += g[k];
         }
-        double acc = 0;
-        for (uint32_t k = 0; k < m; k++) {
-            acc += g[k] / total;
-            if (u < acc) return codes[k];
-        }
-        return codes[m - 1];
+        return draw_among(codes, share, m, 0, u, &r);
     }
     default: return gm_polys_draw_class(s->p, i, u);
     }
