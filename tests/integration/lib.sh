@@ -134,6 +134,14 @@ gm_require_build() {
   done
 }
 
+# gm_cpu_paths: sets EVAL_PATHS to the evaluator paths this CPU runs besides portable (avx2, avx512), for
+# tests that force each GRIDMILL_EVALUATOR in turn.
+gm_cpu_paths() {
+  EVAL_PATHS=()
+  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then EVAL_PATHS+=(avx2); fi
+  if grep -qw avx512f /proc/cpuinfo; then EVAL_PATHS+=(avx512); fi
+}
+
 # make_data DIR [make_data.py options]: generates the covariates and models into DIR.
 make_data() {
   local dir=$1

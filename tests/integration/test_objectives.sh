@@ -15,9 +15,8 @@ mapfile -t models <"$GM_LOGS/make.log"
 [ "${#models[@]}" -ge 14 ] || fail "objectives.py make wrote ${#models[@]} models, 14 expected"
 
 # every path this CPU runs, each forced in turn (the AVX2 and portable ones on an AVX-512 machine too)
-grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && paths=(avx2) || paths=()
-grep -qw avx512f /proc/cpuinfo && paths+=(avx512)
-evaluators=(default "${paths[@]}" portable scalar xgboost)
+gm_cpu_paths
+evaluators=(default "${EVAL_PATHS[@]}" portable scalar xgboost)
 for model in "${models[@]}"; do
   file=$(basename "$model")
   obj=${file%.*}

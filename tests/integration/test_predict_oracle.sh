@@ -20,11 +20,10 @@ cases=(
   "binary.json --probabilities"
 )
 # every evaluator path this CPU runs, each forced in turn, and the default
-grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && paths=(avx2) || paths=()
-grep -qw avx512f /proc/cpuinfo && paths+=(avx512)
+gm_cpu_paths
 runs=0
 for c in "${cases[@]}"; do
- for ev in default "${paths[@]}" portable; do
+ for ev in default "${EVAL_PATHS[@]}" portable; do
   read -r model opts <<<"$c"
   name=${model//./_}${opts:+_probs}_$ev
   out=$T/out_$name
